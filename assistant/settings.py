@@ -130,8 +130,9 @@ def _xdg(explicit: str, env: str, fallback: str) -> Path:
     return Path(base) / "assistant"
 
 
-def user_config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+def user_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "assistant" / "config.toml"
 
 
@@ -263,7 +264,7 @@ def load_settings(
     """Defaults, then the user config, then `config_path` ($ASSISTANT_CONFIG), then env, then flags."""
     environ = os.environ if environ is None else environ
     settings = Settings(sources=("defaults",))
-    user = user_config_path()
+    user = user_config_path(environ)
     if user.is_file():
         settings = _merge(settings, _read_toml(user), str(user))
     explicit = config_path or environ.get("ASSISTANT_CONFIG")

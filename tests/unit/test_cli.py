@@ -1,0 +1,67 @@
+"""Exit codes and messages of the CLI, without any engine."""
+
+import json
+
+import pytest
+
+from assistant.cli import main
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def test_no_command_prints_help_and_exits_2(capsys):
+    assert main([]) == 2
+    assert "usage: assistant" in capsys.readouterr().out
+
+
+def test_bad_config_key_exits_2_naming_key_and_file(tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[engine]\nprot = 1\n")
+    assert main(["ask", "--config", str(cfg), "hi"]) == 2
+    err = capsys.readouterr().err
+    assert "engine.prot" in err and str(cfg) in err and "engine.port" in err
+
+
+def test_bad_image_fails_before_any_engine_starts(tmp_path, capsys):
+    bad = tmp_path / "x.png"
+    bad.write_bytes(b"garbage")
+    # No base_url and no engine: if the image were not checked first this would try to start vLLM.
+    assert main(["ask", "--image", str(bad), "what is it?"]) == 2
+    assert "not a readable image" in capsys.readouterr().err
+
+
+def test_unreachable_server_exits_3_with_hint(capsys):
+    code = main(["ask", "--base-url", "http://127.0.0.1:9/v1", "--set", "model.max_retries=0", "--set", "model.served_name='m'", "hi"])
+    assert code == 3
+    assert "assistant engine start" in capsys.readouterr().err
+
+
+def test_json_mode_prints_error_object(capsys):
+    code = main(["ask", "--json", "--base-url", "http://127.0.0.1:9/v1", "--set", "model.max_retries=0", "hi"])
+    assert code == 3
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert err["type"] == "EngineUnreachable" and err["hint"]
+
+
+def test_empty_question_is_usage_error(capsys, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("   "))
+    assert main(["ask"]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_engine_status_when_nothing_runs_exits_3(capsys):
+    assert main(["engine", "status"]) == 3
+    assert "not running" in capsys.readouterr().out
+
+
+def test_config_show_lists_documented_keys(capsys):
+    assert main(["config", "show", "--set", "model.temperature=0"]) == 0
+    out = capsys.readouterr().out
+    assert "model.temperature = 0" in out and "engine.cpu_kv_cache_gib" in out
