@@ -52,11 +52,7 @@ def run_ask(settings: Settings, req: AskRequest, out: TextIO = sys.stdout) -> in
     progress = StderrProgress(quiet=req.quiet or req.json_output)
     started = time.perf_counter()
     messages = build_messages(req, settings.model.max_image_side)
-    if req.images and settings.model.vision == "no":
-        from .errors import ImagesNotSupported
-
-        raise ImagesNotSupported("model.vision is 'no', so images cannot be sent", hint="remove --image")
-    with open_endpoint(settings, progress) as endpoint:
+    with open_endpoint(settings, progress, needs_vision=bool(req.images)) as endpoint:
         progress.clear()
         ready = time.perf_counter()
 

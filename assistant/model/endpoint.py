@@ -6,6 +6,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from ..errors import ImagesNotSupported
 from ..events import Progress
 from ..settings import Settings
 from .client import ClientConfig
@@ -36,13 +37,30 @@ def client_config(settings: Settings, base_url: str, model: str = "", vision: bo
 
 
 @contextlib.contextmanager
-def open_endpoint(settings: Settings, progress: Callable[[Progress], None]) -> Iterator[Endpoint]:
-    """Yield a usable endpoint; an engine started here is stopped on exit."""
+def open_endpoint(
+    settings: Settings, progress: Callable[[Progress], None], *, needs_vision: bool = False
+) -> Iterator[Endpoint]:
+    """Yield a usable endpoint; an engine started here is stopped on exit.
+
+    With `needs_vision`, a model known to be text-only is refused before any engine starts."""
     if settings.model.base_url:
-        yield Endpoint(client_config(settings, settings.model.base_url), None, None)
+        config = client_config(settings, settings.model.base_url)
+        if needs_vision and config.vision is False:
+            raise _no_images(settings.model.base_url)
+        yield Endpoint(config, None, None)
         return
     device = engine_device(settings)
     spec = resolve_model(settings, device, lambda msg: progress(Progress("model", msg)))
+    if needs_vision and spec.vision is False:
+        raise _no_images(spec.served_name)
     manager = EngineManager(settings, progress)
     with manager.serving(spec, device) as state:
         yield Endpoint(client_config(settings, state.base_url, state.served_name, spec.vision), state, spec)
+
+
+def _no_images(model: str) -> ImagesNotSupported:
+    return ImagesNotSupported(
+        f"the model {model} cannot take images",
+        hint="remove the image, or set model.name to a vision-language model "
+        "(e.g. the 'qwen2.5-vl-3b' preset on a GPU); model.vision overrides the detection",
+    )
