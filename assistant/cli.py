@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     csub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     csub.add_parser("show", parents=[common], help="every setting, its value and what it means")
     csub.add_parser("path", parents=[common], help="where the user config file lives")
+    csub.add_parser("defaults", parents=[common], help="print the documented default config.toml")
     return parser
 
 
@@ -160,10 +161,13 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    from .settings import describe, user_config_path
+    from .settings import describe, render_default_config, user_config_path
 
     if args.config_command == "path":
         print(user_config_path())
+        return 0
+    if args.config_command == "defaults":
+        print(render_default_config(), end="")
         return 0
     settings = _settings(args)
     print("# read from: " + ", ".join(settings.sources))

@@ -98,3 +98,10 @@ class StreamInterrupted(ModelError):
     def __init__(self, message: str, *, partial_text: str = "", hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.partial_text = partial_text
+
+
+# --- plugins ----------------------------------------------------------------------------
+
+
+class PluginError(UsageError):
+    """A plugin is broken or misconfigured, or two plugins clash."""

@@ -64,3 +64,75 @@ class Completion:
     timings: Timings
     model: str
     tool_calls: tuple[ToolCall, ...] = field(default=())
+
+
+# --- the dialogue turn ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    session_id: str | None
+
+
+@dataclass(frozen=True)
+class AttachmentProcessed:
+    """An attachment was read by a plugin (a transcript, a document) or passed to the model."""
+
+    filename: str
+    kind: str
+    handled_by: str  # "model", "inline-text" or a plugin name
+    title: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class ToolCallStarted:
+    call_id: str
+    name: str
+    arguments: dict
+    risk: str
+
+
+@dataclass(frozen=True)
+class ApprovalDecided:
+    call_id: str
+    name: str
+    approved: bool
+    decision: str  # auto, approved, approved-always, approved-by-policy, denied, denied-by-policy
+
+
+@dataclass(frozen=True)
+class ToolCallFinished:
+    call_id: str
+    name: str
+    result: str
+    error: str | None
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class AttachmentProduced:
+    """A tool made a file (e.g. a generated image); it is saved with the session."""
+
+    path: str
+    mime: str
+    filename: str
+    title: str
+    tool: str
+
+
+@dataclass(frozen=True)
+class TurnFinished:
+    text: str
+    usage: Usage
+    steps: int
+    total_s: float
+    session_id: str | None
+    tool_calls: int = 0
+
+
+@dataclass(frozen=True)
+class TurnFailed:
+    error: Exception
+    partial_text: str = ""
+    session_id: str | None = None

@@ -39,23 +39,21 @@ PATCH_SIZE = 8  # 8x8 = 64 patches, pixel-shuffled by 2 -> 16 image tokens
 SCALE_FACTOR = 2
 IMAGE_SEQ_LEN = (IMAGE_SIZE // PATCH_SIZE) ** 2 // SCALE_FACTOR**2
 VOCAB_SIZE = 4096
-# Built-in logit bias (see _shape_output): tuned so a forced tool call closes its JSON
-# within a few tokens and free text usually ends within max_tokens of a test.
-# Measured on seed 0 with random contexts: p(eos) ~1.4% per step (replies end after ~70
-# tokens), '"' or '}' ~20% of sampled tokens, a forced tool call takes ~25-35 tokens.
+# Built-in logit bias (see _shape_output).  Measured with seed 0: p(eos) ~1.6% a step
+# (free replies end after ~60 tokens), '"' or '}' ~24% of sampled tokens, and a forced
+# (named) tool call completes in 24-64 tokens (median ~31; 99/100 within max_tokens=64).
 BIAS_CHANNEL = 11.0
 LENGTH_BIAS = 1.0  # per character, capped at 6 characters
 JSON_CLOSE_BIAS = 12.0
 EOS_BIAS = 9.5
 
-# Special tokens.  The first three Idefics3-specific ones are looked up by name in
-# Idefics3Processor; <row_i_col_j> are only used with image splitting (off here) but the
-# processor converts them to ids at construction time, so give them real ids.
+# Special tokens: ChatML turn markers (eos = <|im_end|>) and the image tokens that
+# Idefics3Processor looks up by name (<row_i_col_j> are only used with image splitting,
+# which is off, but the processor converts them to ids when it is built).
 SPECIAL_TOKENS = (
     ["<unk>", "<s>", "</s>", "<pad>", "<|im_start|>", "<|im_end|>"]
     + ["<fake_token_around_image>", "<image>", "<global-img>", "<end_of_utterance>"]
-    + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
-)
+    + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)])
 # Tool markers are added as NON-special tokens: vLLM's hermes parser needs "<tool_call>"
 # in the vocabulary *and* in the detokenized text; special tokens would be stripped by
 # skip_special_tokens=True before the parser sees them.
@@ -126,12 +124,9 @@ For each function call, return a json object with function name and arguments wi
 <|im_start|>assistant
 {% endif -%}"""
 
-SIDECAR = {
-    "vision": True,
-    "tool_call_parser": "hermes",
-    "max_model_len": MAX_MODEL_LEN,
-    "description": "tiny random-weight VLM for tests",
-}
+# Read by the engine manager to choose vLLM flags.
+SIDECAR = {"vision": True, "tool_call_parser": "hermes", "max_model_len": MAX_MODEL_LEN,
+           "description": "tiny random-weight VLM for tests"}
 
 
 def _is_complete(out_dir: Path, seed: int) -> bool:
@@ -151,11 +146,9 @@ def _corpus() -> list[str]:
             texts.extend(path.read_text(encoding="utf-8", errors="replace").splitlines())
     # Chat markup and tool-call JSON, repeated so BPE learns them as few tokens: prompts
     # stay short and a forced tool call's envelope costs ~20 tokens, not ~40.
-    calls = [
-        json.dumps({"name": name, "arguments": {arg: value}})
-        for name, arg, value in [("get_weather", "city", "Paris"), ("search", "query", "news"),
-                                 ("read_file", "path", "notes.txt"), ("calculator", "expression", "2+2")]
-    ]
+    calls = [json.dumps({"name": name, "arguments": {arg: value}}) for name, arg, value in [
+        ("get_weather", "city", "Paris"), ("search", "query", "news"),
+        ("read_file", "path", "notes.txt"), ("calculator", "expression", "2+2")]]
     texts += (CHAT_TEMPLATE.splitlines() + calls + ["user", "assistant", "system", "tool"]) * 30
     return texts
 
@@ -169,8 +162,7 @@ def _train_tokenizer():
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=VOCAB_SIZE - len(TOOL_TOKENS), min_frequency=2, show_progress=False,
-        special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
+        special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(_corpus(), trainer=trainer)
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in TOOL_TOKENS])
     return tok
@@ -179,14 +171,13 @@ def _train_tokenizer():
 def _shape_output(model, tok, seed: int) -> None:
     """Give the random text model a built-in logit bias so that its output *terminates*.
 
-    With plain random weights, vLLM's forced (named) tool call never finishes: the
-    arguments are free JSON (tools are not "strict" by default) and a random model keeps
-    writing one endless string until max_tokens, so no tool call can be parsed.  Llama has
-    no lm_head bias, so we make one: hidden channel 0 holds a constant (every token
-    embedding has BIAS_CHANNEL there and no layer writes to it: row 0 of o_proj/down_proj
-    is zero), hence after the final RMSNorm it is ~constant and lm_head[:, 0] acts as a
-    per-token bias.  It favours tokens that close JSON ('"', '}') and, less, the eos.
-    Larger embeddings (std 1) make the model roughly a random bigram chain: varied text.
+    vLLM 0.32 forces a named tool call with an xgrammar structural tag, but arguments are
+    free JSON unless a tool is "strict": plain random weights write one endless string
+    until max_tokens and no tool call is parsed.  Llama has no lm_head bias, so we make
+    one: channel 0 of every token embedding is BIAS_CHANNEL and no layer writes to it
+    (row 0 of o_proj/down_proj is zero), so after the final RMSNorm it is ~constant and
+    lm_head[:, 0] acts as a per-token bias.  Embeddings with std 1 dominate the residual
+    stream: the model is roughly a random bigram chain, which gives varied text.
     """
     import torch
 
@@ -201,22 +192,19 @@ def _shape_output(model, tok, seed: int) -> None:
             layer.self_attn.o_proj.weight[0].zero_()
             layer.mlp.down_proj.weight[0].zero_()
         lm = model.lm_head.weight
-        lm.normal_(0.0, 0.2, generator=g)  # random logits with std ~1.6
-        # Favour long tokens: when the grammar forces the `<tool_call>{"name": ...` envelope,
-        # any tokenization of it is allowed and a random model would spell it out in
-        # 1-2 character pieces (~45 tokens instead of ~20).
-        # Whitespace runs are excluded: JSON allows any amount between tokens and long
-        # blank tokens would otherwise pad a tool call until max_tokens.
+        lm.normal_(0.0, 0.2, generator=g)  # the random part of the logits: std ~1.6
+        # Favour long tokens: the grammar allows any tokenization of the forced envelope
+        # `<tool_call>{"name": ...` and a random model would spell it in 1-2 char pieces.
+        # Not whitespace runs: JSON allows any amount, which would pad until max_tokens.
         pieces = [tok.decode([i]) for i in range(lm.shape[0])]
         bias = torch.tensor([0.0 if p.isspace() else LENGTH_BIAS * min(len(p), 6) for p in pieces])
-        # Markup tokens are never sampled by chance (e.g. "</tool_call>" inside the JSON
-        # arguments string broke vLLM's hermes parsing); the tool-call tags keep a bias
-        # well below ordinary words but above single characters, so a grammar that forces
-        # them usually picks them whole.
+        # Markup is never sampled by chance ("</tool_call>" inside the arguments string
+        # broke hermes parsing); the tool-call tags rank below words but above single
+        # characters, so a grammar that forces them usually picks them whole.
         bias[tok.convert_tokens_to_ids(SPECIAL_TOKENS + TOOL_TOKENS)] = -10.0
         bias[tok.convert_tokens_to_ids(TOOL_TOKENS[:2])] = 3 * LENGTH_BIAS
-        # Only the bare tokens: inside a JSON string most multi-char tokens with a quote
-        # (`",`, `")`) are masked by the grammar, so they would not help close it.
+        # Bare '"' and '}' close strings/objects: the grammar masks most longer tokens
+        # with a quote (`",`, `")`) there, so biasing those would not help.
         bias[tok.convert_tokens_to_ids(['"', "}"])] = JSON_CLOSE_BIAS
         bias[tok.eos_token_id] = EOS_BIAS
         # Value of channel 0 after RMSNorm (other channels have variance ~1).
@@ -226,13 +214,9 @@ def _shape_output(model, tok, seed: int) -> None:
 
 def _build(tmp: Path, seed: int, say: Callable[[str], None]) -> None:
     import torch
-    from transformers import (
-        GenerationConfig, Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor,
-        PreTrainedTokenizerFast,
-    )
-    from transformers.models.idefics3.image_processing_pil_idefics3 import (
-        Idefics3ImageProcessorPil,
-    )
+    from transformers import (GenerationConfig, Idefics3Config, Idefics3ForConditionalGeneration,
+                              Idefics3Processor, PreTrainedTokenizerFast)
+    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
     say("training tokenizer")
     tok = PreTrainedTokenizerFast(
@@ -242,34 +226,25 @@ def _build(tmp: Path, seed: int, say: Callable[[str], None]) -> None:
     ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS + TOOL_TOKENS}
     vocab_size = len(tok)
 
-    image_processor = Idefics3ImageProcessorPil(
+    image_processor = Idefics3ImageProcessorPil(  # no splitting: one 64x64 image, 16 tokens
         do_resize=True, size={"longest_edge": IMAGE_SIZE}, max_image_size={"longest_edge": IMAGE_SIZE},
-        do_image_splitting=False,  # one 64x64 "global" image per picture -> 16 tokens
-        image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],
-    )
-    processor = Idefics3Processor(
-        image_processor=image_processor, tokenizer=tok, image_seq_len=IMAGE_SEQ_LEN,
-        chat_template=CHAT_TEMPLATE,
-    )
+        do_image_splitting=False, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tok,
+                                  image_seq_len=IMAGE_SEQ_LEN, chat_template=CHAT_TEMPLATE)
     assert len(tok) == vocab_size, "Idefics3Processor added tokens the tokenizer lacked"
     processor.save_pretrained(tmp)
 
     say("building random-weight model")
     common = dict(bos_token_id=ids["<s>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<pad>"])
-    text_config = dict(
+    text_config = dict(  # head_dim 32: a size vLLM's CPU attention backend supports
         model_type="llama", vocab_size=vocab_size, hidden_size=128, intermediate_size=256,
-        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,  # head_dim 32:
-        max_position_embeddings=2048, rms_norm_eps=1e-5,  # a size vLLM's CPU attention supports
-        tie_word_embeddings=False, **common,
-    )
-    vision_config = dict(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
-        image_size=IMAGE_SIZE, patch_size=PATCH_SIZE,
-    )
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=False, **common)
+    vision_config = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=2, image_size=IMAGE_SIZE, patch_size=PATCH_SIZE)
     config = Idefics3Config(
         text_config=text_config, vision_config=vision_config, scale_factor=SCALE_FACTOR,
-        image_token_id=ids["<image>"], tie_word_embeddings=False, pad_token_id=ids["<pad>"],
-    )
+        image_token_id=ids["<image>"], tie_word_embeddings=False, pad_token_id=ids["<pad>"])
     torch.manual_seed(seed)
     model = Idefics3ForConditionalGeneration(config).eval()
     _shape_output(model, tok, seed)

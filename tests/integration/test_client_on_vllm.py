@@ -66,7 +66,7 @@ async def test_named_tool_call(client):
         [user_message("What is the weather in Oslo?", [])],
         tools=tools,
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
-        max_tokens=60,
+        max_tokens=128,
         temperature=0,
     )
     assert len(done.tool_calls) == 1 and done.tool_calls[0].name == "get_weather"

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import SettingsError
-from assistant.settings import Settings, describe, load_settings, parse_assignments
+from assistant.settings import Settings, describe, load_settings, parse_assignments, render_default_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,11 +17,19 @@ def write(tmp_path, text):
 def test_project_config_toml_documents_exactly_the_defaults(tmp_path):
     loaded = load_settings(ROOT / "config.toml", environ={"XDG_CONFIG_HOME": str(tmp_path)})
     assert loaded == Settings()
-    text = (ROOT / "config.toml").read_text()
+    # Regenerate with: assistant config defaults > config.toml
+    assert (ROOT / "config.toml").read_text() == render_default_config()
     for key, _value, doc in describe(Settings()):
-        section, name = key.split(".")
-        assert f"\n{name} = " in text, f"{key} missing from config.toml"
         assert doc, f"{key} has no documentation"
+
+
+def test_plugin_tables_are_collected_per_plugin(tmp_path):
+    p = write(tmp_path, '[plugins]\ndisabled = ["x"]\n[plugins.notes]\nfolder = "/n"\n[plugins.orders]\ndb = "o.db"\n')
+    s = load_settings(p, overrides={"plugins": {"notes": {"max": 3}}}, environ={})
+    assert s.plugins.disabled == ("x",)
+    assert s.plugins.options == {"notes": {"folder": "/n", "max": 3}, "orders": {"db": "o.db"}}
+    with pytest.raises(SettingsError, match="plugins.options"):
+        load_settings(write(tmp_path, '[plugins]\noptions = 1\n'), environ={})
 
 
 def test_unknown_key_names_key_file_and_suggestion(tmp_path):

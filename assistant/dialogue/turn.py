@@ -1,0 +1,334 @@
+"""The dialogue core: one turn in, a stream of events out.
+
+Every front end (`ask`, batch, the TUI) drives a `Dialogue` and renders its events. The tool
+loop is written here rather than with LangChain's agent executor because it must (a) stream
+text while holding back text-written tool calls, (b) recover tool calls from small models'
+text, (c) feed validation errors back exactly once, (d) ask for approval through the front end,
+and (e) commit every step to the session store as it happens. LangChain supplies the tool
+schemas and argument validation (see plugin_api/tools.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import date
+from typing import Any, AsyncIterator, Protocol, Sequence
+
+from ..errors import AssistantError, AttachmentError
+from ..events import (
+    ApprovalDecided,
+    AttachmentProcessed,
+    AttachmentProduced,
+    Completion,
+    TextDelta,
+    ToolCall,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnFailed,
+    TurnFinished,
+    TurnStarted,
+    Usage,
+)
+from ..model.images import image_bytes_to_data_uri
+from ..plugin_api.contract import ToolContext
+from ..plugin_api.registry import PluginRegistry
+from ..plugin_api.tools import ArgumentError
+from ..settings import Settings
+from .approval import ApprovalPolicy, ApprovalRequest, Approver
+from .toolcalls import ToolTextFilter, recover_tool_calls
+
+
+class ChatModel(Protocol):
+    """What the loop needs from a model: the real ChatClient and assistant.testing's fakes."""
+
+    def stream_chat(self, messages: list[dict], **kwargs: Any) -> AsyncIterator[TextDelta | Completion]: ...
+
+
+class Dialogue:
+    def __init__(
+        self,
+        model: ChatModel,
+        *,
+        settings: Settings,
+        registry: PluginRegistry | None = None,
+        prompts: Any = None,  # dialogue.prompts.PromptLibrary
+        approver: Approver | None = None,
+        store: Any = None,  # sessions.SessionStore
+        session_id: str | None = None,
+        model_name: str = "",
+        model_accepts_images: bool | None = None,
+    ) -> None:
+        self.model = model
+        self.settings = settings
+        self.registry = registry or PluginRegistry()
+        self.prompts = prompts
+        self.policy = ApprovalPolicy(settings.approval, approver)
+        self.store = store
+        self.session_id = session_id
+        self.model_name = model_name
+        self.model_accepts_images = model_accepts_images
+        self.history: list[dict] = store.history(session_id) if (store and session_id) else []
+
+    # --- public ------------------------------------------------------------------------
+
+    async def turn(self, text: str, attachments: Sequence[Any] = ()) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        partial: list[str] = []
+        try:
+            if self.store is not None and self.session_id is None:
+                self.session_id = self.store.create_session(model=self.model_name, title=text.strip()[:60])
+            yield TurnStarted(self.session_id)
+            box: list = []
+            async for event in self._with_events(lambda emit: self._user_message(text, attachments, emit), box):
+                yield event
+            user_msg, kept = box[0]
+            shas = [self.store.add_attachment(a.read_bytes(), mime=a.mime, filename=a.filename) for a in kept] if self.store else []
+            self._commit(user_msg, attachments=shas)
+            async for event in self._loop(started, partial):
+                yield event
+        except AssistantError as exc:
+            yield TurnFailed(exc, "".join(partial), self.session_id)
+
+    # --- the user's message and attachments --------------------------------------------
+
+    async def _user_message(self, text: str, attachments: Sequence[Any], emit) -> tuple[dict, list]:
+        """The user's message with attachments resolved; also the attachments to keep as files."""
+        if not attachments:
+            return {"role": "user", "content": text}, []
+        from .attachments import route_attachments
+
+        # Routing fails for every unhandled file at once, before any request is made.
+        routes = route_attachments(
+            list(attachments), model_accepts_images=self.model_accepts_images, consumers=self.registry.consumers()
+        )
+        images, extra_text, kept = [], [], []
+        for route in routes:
+            att = route.attachment
+            if route.target == "model":  # stored with the message itself, as the image part
+                images.append(image_bytes_to_data_uri(att.read_bytes(), att.filename, self.settings.model.max_image_side))
+                emit(AttachmentProcessed(att.filename, att.kind, "model"))
+                continue
+            kept.append(att)
+            if route.target == "inline-text":
+                body = att.read_bytes().decode("utf-8", errors="replace")
+                extra_text.append(f"[{att.filename}]\n{body}")
+                emit(AttachmentProcessed(att.filename, att.kind, "inline-text"))
+            else:
+                name = route.target.split(":", 1)[1]
+                plugin = self.registry.plugins[name]
+                await plugin.ensure_setup()
+                out = await plugin.handle_attachment(att, self._context(name, emit))
+                title = out.title or att.filename
+                extra_text.append(f"[{title}]\n{out.text}")
+                emit(AttachmentProcessed(att.filename, att.kind, name, title, out.text))
+        full = "\n\n".join(extra_text + [text])
+        if not images:
+            return {"role": "user", "content": full}, kept
+        parts = [{"type": "image_url", "image_url": {"url": u}} for u in images] + [{"type": "text", "text": full}]
+        return {"role": "user", "content": parts}, kept
+
+    async def _with_events(self, work, box: list) -> AsyncIterator[Any]:
+        """Run `work(emit)` and yield what it emits while it runs (progress from a plugin that
+        may be working in a thread); its return value is appended to `box`."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+
+        def emit(event: Any) -> None:  # callable from any thread
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+
+        task = asyncio.ensure_future(work(emit))
+        try:
+            while not task.done():
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield getter.result()
+                else:
+                    getter.cancel()
+            await asyncio.sleep(0)  # let call_soon_threadsafe callbacks land
+            while not queue.empty():
+                yield queue.get_nowait()
+            box.append(task.result())
+        finally:
+            if not task.done():
+                task.cancel()
+
+    # --- the model / tool loop ---------------------------------------------------------
+
+    def _system(self) -> list[dict]:
+        name = self.settings.dialogue.system_prompt
+        if not name or self.prompts is None:
+            return []
+        tools = [{"name": s.name, "description": s.description} for s in self.registry.tools.values()]
+        content = self.prompts.render(name, date=date.today().isoformat(), tools=tools, attachments_note="")
+        return [{"role": "system", "content": content}]
+
+    async def _loop(self, started: float, partial: list[str]) -> AsyncIterator[Any]:
+        d, m = self.settings.dialogue, self.settings.model
+        usage = Usage()
+        retries_left = d.tool_argument_retries
+        tools_on = bool(self.registry.tools)
+        n_calls = 0
+        for step in range(1, d.max_steps + 1):
+            offer_tools = tools_on and step < d.max_steps
+            filt = ToolTextFilter()
+            completion: Completion | None = None
+            partial.clear()
+            async for event in self.model.stream_chat(
+                self._system() + self.history,
+                tools=self.registry.openai_tools() if offer_tools else None,
+                temperature=m.temperature,
+                max_tokens=m.max_tokens,
+                seed=None if m.seed < 0 else m.seed,
+            ):
+                if isinstance(event, TextDelta):
+                    partial.append(event.text)
+                    shown = filt.feed(event.text) if offer_tools and d.recover_text_tool_calls else event.text
+                    if shown:
+                        yield TextDelta(shown)
+                elif isinstance(event, Completion):
+                    completion = event
+            assert completion is not None
+            usage = Usage(usage.prompt_tokens + completion.usage.prompt_tokens, usage.completion_tokens + completion.usage.completion_tokens)
+            calls, text = list(completion.tool_calls), completion.text
+            if offer_tools and not calls and d.recover_text_tool_calls:
+                _, calls = recover_tool_calls(text, set(self.registry.tools))
+            rest = filt.finish(consumed=bool(calls)) if offer_tools and d.recover_text_tool_calls else ""
+            if rest:
+                yield TextDelta(rest)
+            if not calls:
+                self._commit({"role": "assistant", "content": text}, usage=completion.usage, timings=completion.timings)
+                yield TurnFinished(text, usage, step, time.perf_counter() - started, self.session_id, n_calls)
+                return
+            message_id = self._commit(
+                {
+                    "role": "assistant",
+                    # Always a string: text-only chat templates concatenate content.
+                    "content": text,
+                    "tool_calls": [
+                        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in calls
+                    ],
+                },
+                usage=completion.usage,
+                timings=completion.timings,
+            )
+            for call in calls:
+                n_calls += 1
+                result, valid = None, True
+                async for event in self._run_tool(call, message_id):
+                    if isinstance(event, tuple):
+                        result, valid = event
+                    else:
+                        yield event
+                if not valid:
+                    if retries_left > 0:
+                        retries_left -= 1
+                    else:
+                        tools_on = False  # the retry was used: the next step must answer in words
+        # Unreachable in practice: the last step offers no tools, so it always answers.
+        yield TurnFinished("".join(partial), usage, d.max_steps, time.perf_counter() - started, self.session_id, n_calls)
+
+    async def _run_tool(self, call: ToolCall, message_id: int | None) -> AsyncIterator[Any]:
+        """Yields events, then one (result text, arguments were valid) tuple."""
+        spec = self.registry.tools.get(call.name)
+        started = time.perf_counter()
+        risk, decision, error = (spec.risk.value if spec else "unknown"), "none", None
+        if spec is None:
+            known = ", ".join(sorted(self.registry.tools)) or "none"
+            result = error = f"There is no tool named {call.name!r}. Available tools: {known}."
+            valid = False
+            yield ToolCallStarted(call.id, call.name, {}, risk)
+        else:
+            try:
+                kwargs = spec.parse_arguments(call.arguments)
+                valid = True
+            except ArgumentError as exc:
+                kwargs, valid = None, False
+                error = str(exc)
+                result = self._retry_message(spec, error)
+            yield ToolCallStarted(call.id, call.name, kwargs if kwargs is not None else {"_raw": call.arguments}, risk)
+            if valid:
+                allowed, decision = await self.policy.decide(
+                    ApprovalRequest(call.id, call.name, spec.plugin.name, risk, kwargs)
+                )
+                yield ApprovalDecided(call.id, call.name, allowed, decision)
+                if not allowed:
+                    result = error = f"The tool {call.name} was not run: {decision.replace('-', ' ')}."
+                else:
+                    box: list = []
+                    async for event in self._with_events(lambda emit: self._invoke(spec, kwargs, emit), box):
+                        yield event
+                    result, files = box[0]
+                    if result.startswith("error:"):
+                        error = result
+                    for event in self._save_files(files, call.name):
+                        yield event
+        duration = time.perf_counter() - started
+        self._commit({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result})
+        if self.store is not None and self.session_id:
+            self.store.record_tool_call(
+                self.session_id, message_id=message_id, call_id=call.id, name=call.name, arguments=call.arguments,
+                result=None if error else result, error=error, risk=risk, decision=decision, duration_s=duration,
+            )  # fmt: skip
+        yield ToolCallFinished(call.id, call.name, result, error, duration)
+        yield (result, valid)
+
+    async def _invoke(self, spec: Any, kwargs: dict, emit) -> tuple[str, Any]:
+        ctx = self._context(spec.plugin.name, emit)
+        try:
+            await spec.plugin.ensure_setup()
+            text, output = await spec.call(kwargs, ctx)
+            return text, (output.files if output else ())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a tool's failure is information for the model
+            return f"error: {type(exc).__name__}: {exc}", ()
+
+    def _save_files(self, files: Sequence[Any], tool: str) -> list[AttachmentProduced]:
+        events = []
+        for f in files:
+            if self.store is not None:
+                sha = self.store.add_attachment(f.data, mime=f.mime, filename=f.filename)
+                path = str(self.store.attachment_path(sha))
+            else:
+                out_dir = self.settings.paths.state() / "outputs"
+                out_dir.mkdir(parents=True, exist_ok=True)
+                target = out_dir / f.filename
+                target.write_bytes(f.data)
+                path = str(target)
+            events.append(AttachmentProduced(path, f.mime, f.filename, f.title, tool))
+        return events
+
+    def _retry_message(self, spec: Any, error: str) -> str:
+        import json
+
+        if self.prompts is not None:
+            try:
+                return self.prompts.render("tool_retry", tool=spec.name, error=error, schema=json.dumps(spec.schema))
+            except AssistantError:
+                pass
+        return f"The arguments for {spec.name} were invalid: {error}. Call it again with arguments matching: {json.dumps(spec.schema)}"
+
+    def _context(self, plugin: str, emit) -> ToolContext:
+        return ToolContext(plugin, self.session_id, self.registry.plugins[plugin].data_dir, emit)
+
+    def _commit(self, message: dict, *, attachments: Sequence[str] = (), usage: Usage | None = None, timings: Any = None) -> int | None:
+        """Append to the history and, when sessions are on, commit it before going on."""
+        self.history.append(message)
+        if self.store is None or not self.session_id:
+            return None
+        return self.store.add_message(
+            self.session_id,
+            message["role"],
+            message.get("content"),
+            tool_calls=message.get("tool_calls"),
+            tool_call_id=message.get("tool_call_id"),
+            name=message.get("name"),
+            attachments=list(attachments),
+            usage=None if usage is None else {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
+            timings=None if timings is None else {"ttft_s": timings.time_to_first_token_s, "total_s": timings.total_s},
+        )
+
+
+__all__ = ["AttachmentError", "ChatModel", "Dialogue"]

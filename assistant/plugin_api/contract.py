@@ -1,0 +1,135 @@
+"""What a plugin is: the class a plugin author subclasses, and the `@tool` decorator.
+
+A plugin declares its name, the attachment kinds it consumes and produces, a settings model
+(read from `[plugins.NAME]` in config.toml), its tools, and a lazy `setup()`:
+
+    class Weather(Plugin):
+        name = "weather"
+        description = "Current weather"
+
+        class Settings(BaseModel):
+            units: Literal["metric", "imperial"] = "metric"
+
+        @tool
+        async def forecast(self, city: str, days: int = 1) -> str:
+            \"\"\"Forecast for a city.
+
+            Args:
+                city: City name, e.g. "Oslo".
+                days: How many days ahead.
+            \"\"\"
+            ...
+
+The tool is offered to the model as `weather_forecast`, its JSON schema derived from the type
+hints and the docstring. A parameter annotated `ToolContext` is injected, not shown to the model.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+if TYPE_CHECKING:
+    from ..dialogue.attachments import Attachment
+
+
+class Risk(str, enum.Enum):
+    """What running a tool can do; the approval policy (config `[approval]`) decides per level."""
+
+    READ_ONLY = "read_only"
+    SIDE_EFFECTS = "side_effects"
+
+
+_TOOL_MARK = "__assistant_tool__"
+
+
+@dataclass(frozen=True)
+class ToolMark:
+    name: str | None
+    risk: Risk
+
+
+def tool(fn: Callable | None = None, *, risk: Risk | str = Risk.READ_ONLY, name: str | None = None):
+    """Mark a plugin method as a tool. Usable bare (`@tool`) or with options (`@tool(risk=...)`)."""
+
+    def mark(f: Callable) -> Callable:
+        setattr(f, _TOOL_MARK, ToolMark(name, Risk(risk)))
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+def tool_mark(obj: Any) -> ToolMark | None:
+    return getattr(obj, _TOOL_MARK, None)
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """A file a tool produced (an image, a report): saved with the session and shown to the user."""
+
+    data: bytes
+    mime: str
+    filename: str
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    """A tool result with files attached. Plain `str`/`dict`/`list` returns are fine otherwise."""
+
+    text: str
+    files: tuple[OutputFile, ...] = ()
+
+
+@dataclass(frozen=True)
+class AttachmentOutput:
+    """What a consuming plugin made of an attachment: text that joins the user's turn."""
+
+    text: str
+    title: str = ""  # shown to the user, e.g. "Transcript of memo.m4a (en, 42 s)"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ToolContext:
+    """Handed to tools (and attachment handlers) that declare a parameter of this type."""
+
+    plugin: str
+    session_id: str | None
+    data_dir: Path  # a folder this plugin may keep files in
+    emit: Callable[[Any], None]  # send an event (e.g. events.Progress) to the front end
+
+    def progress(self, message: str, fraction: float | None = None) -> None:
+        from ..events import Progress
+
+        self.emit(Progress(self.plugin, message, fraction))
+
+
+class Plugin:
+    """Base class of every plugin, built-in or third-party."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    consumes: ClassVar[frozenset[str]] = frozenset()  # attachment kinds: image, audio, document, text
+    produces: ClassVar[frozenset[str]] = frozenset()
+    Settings: ClassVar[type | None] = None  # a pydantic model for [plugins.NAME]; None = no settings
+    prompts_dir: ClassVar[Path | None] = None  # templates this plugin ships (user prompts override them)
+
+    def __init__(self, settings: Any = None, *, data_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.data_dir = data_dir or Path(".")
+        self._ready = False
+
+    async def setup(self) -> None:
+        """Load heavy resources (models, indexes). Called once, lazily, before first use."""
+
+    async def ensure_setup(self) -> None:
+        if not self._ready:
+            await self.setup()
+            self._ready = True
+
+    async def handle_attachment(self, attachment: "Attachment", ctx: ToolContext) -> AttachmentOutput:
+        """For plugins that consume attachments: turn one into text for the turn."""
+        raise NotImplementedError(f"plugin {self.name} declares consumes={set(self.consumes)} but has no handle_attachment")
