@@ -37,7 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = sub.add_parser("ask", parents=[common], help="ask one question; the answer streams to stdout")
     ask.add_argument("question", nargs="*", help="the question; '-' or nothing reads it from stdin")
-    ask.add_argument("-i", "--image", action="append", default=[], metavar="PATH|URL", help="attach an image (repeatable)")
+    ask.add_argument("-i", "--image", action="append", default=[], metavar="PATH", help="attach an image (repeatable)")
+    ask.add_argument(
+        "-a", "--attach", action="append", default=[], metavar="PATH",
+        help="attach any file: image, audio, document, text; typed by its content (repeatable)",
+    )  # fmt: skip
+    ask.add_argument("--session", metavar="ID", help="continue a saved session (an id or unique prefix)")
+    ask.add_argument("--no-save", action="store_true", help="do not save this conversation")
+    ask.add_argument("--tool", metavar="NAME", help="make the model call this tool first (e.g. utilities_calculate)")
     ask.add_argument("-s", "--system", help="system prompt")
     ask.add_argument("--json", action="store_true", help="print one JSON object with answer, usage and timings")
     ask.add_argument("-t", "--temperature", type=float, help="model.temperature for this question")
@@ -58,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     msub.add_parser("list", parents=[common], help="presets, the bundled model, and what model.name resolves to")
     msub.add_parser("prepare", parents=[common], help="convert the bundled model now (it is otherwise done on first use)")
+
+    from .plugin_api.commands import add_parser as add_plugins
+
+    add_plugins(sub, common)
+    try:
+        from .sessions.cli import add_parser as add_sessions
+
+        add_sessions(sub, common)
+    except ImportError:
+        pass
 
     config = sub.add_parser("config", parents=[common], help="inspect settings")
     csub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -97,7 +114,10 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     from .ask import AskRequest, run_ask
 
     settings = _settings(args)
-    req = AskRequest(_read_question(args), args.image, args.system, args.json, args.quiet)
+    req = AskRequest(
+        _read_question(args), args.attach, args.image, args.system, args.json, args.quiet,
+        session=args.session, save=not args.no_save, force_tool=args.tool,
+    )  # fmt: skip
     return run_ask(settings, req)
 
 
@@ -177,6 +197,18 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from .plugin_api.commands import run
+
+    return run(args, _settings(args))
+
+
+def _cmd_sessions(args: argparse.Namespace) -> int:
+    from .sessions.cli import run
+
+    return run(args, _settings(args))
+
+
 def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C so `finally` blocks stop engines
     raise KeyboardInterrupt
 
@@ -188,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return errors.EXIT_USAGE
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    handler = {"ask": _cmd_ask, "engine": _cmd_engine, "models": _cmd_models, "config": _cmd_config}[args.command]
+    handler = {
+        "ask": _cmd_ask, "engine": _cmd_engine, "models": _cmd_models, "config": _cmd_config,
+        "plugins": _cmd_plugins, "sessions": _cmd_sessions,
+    }[args.command]  # fmt: skip
     try:
         return handler(args)
     except AssistantError as exc:

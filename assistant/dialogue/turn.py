@@ -58,6 +58,7 @@ class Dialogue:
         session_id: str | None = None,
         model_name: str = "",
         model_accepts_images: bool | None = None,
+        native_tools: bool = True,
     ) -> None:
         self.model = model
         self.settings = settings
@@ -68,11 +69,16 @@ class Dialogue:
         self.session_id = session_id
         self.model_name = model_name
         self.model_accepts_images = model_accepts_images
+        # False when the server has no tool-call parser (e.g. the bundled SmolLM2): tools are then
+        # described in the system prompt and the loop recovers the calls from the text.
+        self.native_tools = native_tools
+        self.system_override: str | None = None  # e.g. `ask --system`, replaces the template
         self.history: list[dict] = store.history(session_id) if (store and session_id) else []
 
     # --- public ------------------------------------------------------------------------
 
-    async def turn(self, text: str, attachments: Sequence[Any] = ()) -> AsyncIterator[Any]:
+    async def turn(self, text: str, attachments: Sequence[Any] = (), *, force_tool: str | None = None) -> AsyncIterator[Any]:
+        """Run one turn. `force_tool` makes the first model call use that tool (native tools only)."""
         started = time.perf_counter()
         partial: list[str] = []
         try:
@@ -85,7 +91,11 @@ class Dialogue:
             user_msg, kept = box[0]
             shas = [self.store.add_attachment(a.read_bytes(), mime=a.mime, filename=a.filename) for a in kept] if self.store else []
             self._commit(user_msg, attachments=shas)
-            async for event in self._loop(started, partial):
+            if force_tool and force_tool not in self.registry.tools:
+                from ..errors import UsageError
+
+                raise UsageError(f"no tool named {force_tool!r}", hint="`assistant plugins list` shows the tools")
+            async for event in self._loop(started, partial, force_tool):
                 yield event
         except AssistantError as exc:
             yield TurnFailed(exc, "".join(partial), self.session_id)
@@ -157,14 +167,23 @@ class Dialogue:
     # --- the model / tool loop ---------------------------------------------------------
 
     def _system(self) -> list[dict]:
+        if self.system_override is not None:
+            return [{"role": "system", "content": self.system_override}]
         name = self.settings.dialogue.system_prompt
         if not name or self.prompts is None:
             return []
-        tools = [{"name": s.name, "description": s.description} for s in self.registry.tools.values()]
-        content = self.prompts.render(name, date=date.today().isoformat(), tools=tools, attachments_note="")
+        import json
+
+        tools = [
+            {"name": s.name, "description": s.description, "parameters": json.dumps(s.schema)}
+            for s in self.registry.tools.values()
+        ]
+        content = self.prompts.render(
+            name, date=date.today().isoformat(), tools=tools, attachments_note="", text_tool_calls=not self.native_tools
+        )
         return [{"role": "system", "content": content}]
 
-    async def _loop(self, started: float, partial: list[str]) -> AsyncIterator[Any]:
+    async def _loop(self, started: float, partial: list[str], force_tool: str | None) -> AsyncIterator[Any]:
         d, m = self.settings.dialogue, self.settings.model
         usage = Usage()
         retries_left = d.tool_argument_retries
@@ -175,9 +194,17 @@ class Dialogue:
             filt = ToolTextFilter()
             completion: Completion | None = None
             partial.clear()
+            tools, choice = None, None
+            if offer_tools and self.native_tools:
+                tools = self.registry.openai_tools()
+                if force_tool and step == 1:
+                    choice = {"type": "function", "function": {"name": force_tool}}
+                    # strict: the server constrains the arguments to the schema (vLLM honours it).
+                    tools = [dict(t, function={**t["function"], "strict": True}) if t["function"]["name"] == force_tool else t for t in tools]
             async for event in self.model.stream_chat(
                 self._system() + self.history,
-                tools=self.registry.openai_tools() if offer_tools else None,
+                tools=tools,
+                tool_choice=choice,
                 temperature=m.temperature,
                 max_tokens=m.max_tokens,
                 seed=None if m.seed < 0 else m.seed,

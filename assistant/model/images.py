@@ -16,7 +16,7 @@ _FORMATS_KEPT = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp",
 MAX_DOWNLOAD_BYTES = 32 * 1024 * 1024
 
 
-def _fetch(url: str, timeout: float) -> bytes:
+def fetch_bytes(url: str, timeout: float) -> bytes:
     import httpx
 
     try:
@@ -73,7 +73,7 @@ def image_to_data_uri(source: str | Path, *, max_side: int, timeout: float = 30.
         except ValueError:
             raise AttachmentError("the image data URI is not valid base64") from None
     elif text.startswith(("http://", "https://")):
-        data = _fetch(text, timeout)
+        data = fetch_bytes(text, timeout)
     else:
         path = Path(text).expanduser()
         try:

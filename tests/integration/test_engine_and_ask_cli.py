@@ -58,7 +58,7 @@ def test_ask_json_has_answer_usage_and_timings(background):
     data = json.loads(out.stdout)
     assert data["engine"] == {"base_url": status["base_url"], "embedded": True, "reused_background": True}
     assert data["usage"]["completion_tokens"] >= 1 and data["usage"]["prompt_tokens"] > 0
-    assert data["timings"]["total_s"] > 0 and data["finish_reason"] in ("stop", "length")
+    assert data["timings"]["turn_s"] > 0 and data["finish_reason"] in ("stop", "length")
     assert isinstance(data["answer"], str)
 
 

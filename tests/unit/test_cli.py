@@ -65,3 +65,19 @@ def test_config_show_lists_documented_keys(capsys):
     assert main(["config", "show", "--set", "model.temperature=0"]) == 0
     out = capsys.readouterr().out
     assert "model.temperature = 0" in out and "engine.cpu_kv_cache_gib" in out
+
+
+def test_unhandled_attachment_fails_before_any_engine_starts(tmp_path, capsys):
+    import zipfile
+
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("a.txt", "x")
+    assert main(["ask", "--attach", str(archive), "what is in it?"]) == 2
+    err = capsys.readouterr().err
+    assert "photos.zip" in err and "application/zip" in err
+
+
+def test_unknown_forced_tool_is_a_usage_error(capsys):
+    code = main(["ask", "--base-url", "http://127.0.0.1:9/v1", "--set", "model.served_name='m'", "--tool", "nope_tool", "hi"])
+    assert code == 2 and "no tool named 'nope_tool'" in capsys.readouterr().err
