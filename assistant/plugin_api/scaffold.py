@@ -127,7 +127,7 @@ def _installed_plugin_names() -> dict[str, str]:
 
 # --- templates ------------------------------------------------------------------------------
 
-_PYPROJECT = '''\
+_PYPROJECT = """\
 [build-system]
 requires = ["setuptools>=64"]
 build-backend = "setuptools.build_meta"
@@ -156,7 +156,7 @@ packages = ["__MODULE__"]
 testpaths = ["tests"]
 asyncio_mode = "auto"  # async def tests run as they are (pytest-asyncio, as in the assistant's own tests)
 asyncio_default_fixture_loop_scope = "function"
-'''
+"""
 
 _PLUGIN = '''\
 """The __NAME__ plugin for the assistant.
@@ -267,20 +267,20 @@ def test_the_model_calls_greet_in_a_dialogue(tmp_path):
 
 def test_remember_runs_only_when_approved(tmp_path):
     # Default policy: side effects are asked about, and with nobody to ask they are denied.
-    denied = make_dialogue(__CLASS__, replies=[call("__NAME___remember", {"fact": "x"}), "ok"], state_dir=tmp_path / "a")
+    replies = [call("__NAME___remember", {"fact": "x"}), "ok"]
+    denied = make_dialogue(__CLASS__, replies=replies, state_dir=tmp_path / "a")
     assert of(run_turn(denied, "remember x"), ApprovalDecided)[0].decision == "denied-by-policy"
+    assert not (tmp_path / "a" / "plugins" / "__NAME__" / "facts.txt").exists()
 
-    async def approve(request):
+    async def approve(request):  # plays the person answering the approval question
         return "approve"
 
-    allowed = make_dialogue(
-        __CLASS__, replies=[call("__NAME___remember", {"fact": "x"}), "ok"], state_dir=tmp_path / "b", approver=approve
-    )
+    allowed = make_dialogue(__CLASS__, replies=replies, state_dir=tmp_path / "b", approver=approve)
     assert of(run_turn(allowed, "remember x"), ApprovalDecided)[0].approved
     assert (tmp_path / "b" / "plugins" / "__NAME__" / "facts.txt").read_text() == "x\\n"
 '''
 
-_README = '''\
+_README = """\
 # __DIST__
 
 The `__NAME__` plugin for the assistant. It adds these tools:
@@ -323,4 +323,4 @@ The tests use `assistant.testing`: `assert_conforms` (the plugin contract), `run
 call, validated like the model's) and `make_dialogue` + `ScriptedModel` (a whole turn in which a
 scripted model calls the tool). See "Writing a plugin" (docs/writing-a-plugin.md in the
 assistant's repository).
-'''
+"""

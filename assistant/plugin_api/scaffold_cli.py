@@ -22,7 +22,9 @@ def add_new_action(plugins_subparsers: Any, common_parent: argparse.ArgumentPars
         description="Create assistant-plugin-NAME/: an installable plugin package whose tests pass as generated.",
     )
     new.add_argument("name", metavar="NAME", help="the plugin's name: lowercase letters, digits and _, e.g. weather")
-    new.add_argument("--dest", metavar="DIR", default=".", help="folder to create the package in (default: the current one)")
+    new.add_argument(
+        "--dest", metavar="DIR", default=".", help="folder to create the package in (default: the current one)"
+    )
     return new
 
 
@@ -34,20 +36,27 @@ def run_new(args: argparse.Namespace) -> int:
     shown = _shown(root)
     pip = f"{shlex.quote(sys.executable)} -m pip" if sys.executable else "pip"
     print(f"created {shown}/")
-    _table([
-        ("pyproject.toml", f"entry point assistant.plugins: {name} = assistant_plugin_{name}:{class_name_for(name)}"),
-        (f"assistant_plugin_{name}/__init__.py", "the plugin: a setting, a read-only and a side-effect tool"),
-        (f"tests/test_{name}.py", "conformance, run_tool and a scripted dialogue turn"),
-        ("README.md", "install, configure, develop"),
-    ])
+    _table(
+        [
+            (
+                "pyproject.toml",
+                f"entry point assistant.plugins: {name} = assistant_plugin_{name}:{class_name_for(name)}",
+            ),
+            (f"assistant_plugin_{name}/__init__.py", "the plugin: a setting, a read-only and a side-effect tool"),
+            (f"tests/test_{name}.py", "conformance, run_tool and a scripted dialogue turn"),
+            ("README.md", "install, configure, develop"),
+        ]
+    )
     print("\nnext steps:")
-    _table([
-        (f"cd {shlex.quote(shown)}", ""),
-        (f"{pip} install -e .", "# into the assistant's environment; registers the entry point"),
-        ("python -m pytest -q", "# the generated tests pass as they are"),
-        ("assistant plugins list", f"# shows {name} with its tools {name}_greet and {name}_remember"),
-        ("assistant plugins doctor", "# checks it against the plugin contract"),
-    ])
+    _table(
+        [
+            (f"cd {shlex.quote(shown)}", ""),
+            (f"{pip} install -e .", "# into the assistant's environment; registers the entry point"),
+            ("python -m pytest -q", "# the generated tests pass as they are"),
+            ("assistant plugins list", f"# shows {name} with its tools {name}_greet and {name}_remember"),
+            ("assistant plugins doctor", "# checks it against the plugin contract"),
+        ]
+    )
     print('then make it yours: "Writing a plugin" (docs/writing-a-plugin.md) explains every part.')
     return 0
 

@@ -585,10 +585,12 @@ class SessionStore:
             })  # fmt: skip
         return out
 
-    def history(self, session_id: str, *, inline_roles: tuple[str, ...] = ("user",)) -> list[dict]:
-        """The conversation as OpenAI chat messages, ready to send again. Stored image references
-        become data URIs; image attachments passed in `attachments=` are appended as image_url
-        parts to messages of `inline_roles` (the chat API takes images only from the user)."""
+    def history(self, session_id: str, *, inline_roles: tuple[str, ...] = ()) -> list[dict]:
+        """The conversation as OpenAI chat messages, as they were sent: images stored from data
+        URIs are re-inlined from the stored bytes. Image files passed in `attachments=` were kept
+        beside the message, not sent (the dialogue routes those to plugins), so they are added as
+        image_url parts only for roles in `inline_roles` (the chat API takes images only from
+        the user)."""
         cache: dict[str, str | None] = {}
 
         def data_uri(sha: str) -> str | None:

@@ -58,11 +58,13 @@ def check_plugin(plugin_cls: Any, *, settings: Mapping[str, Any] | None = None) 
     problems: list[str] = []
     name = plugin_cls.name
     if not isinstance(name, str) or not name:
-        problems.append("`name` is missing: set a class attribute like name = \"weather\"")
+        problems.append('`name` is missing: set a class attribute like name = "weather"')
     elif not PLUGIN_NAME.fullmatch(name):
-        problems.append(f"`name` {name!r} must be a lowercase identifier matching [a-z][a-z0-9_]* (e.g. \"weather\")")
+        problems.append(f'`name` {name!r} must be a lowercase identifier matching [a-z][a-z0-9_]* (e.g. "weather")')
     if not isinstance(plugin_cls.description, str) or not plugin_cls.description.strip():
-        problems.append("`description` is missing: one line saying what the plugin does (shown by `assistant plugins list`)")
+        problems.append(
+            "`description` is missing: one line saying what the plugin does (shown by `assistant plugins list`)"
+        )
 
     problems += _check_kinds(plugin_cls)
     problems += _check_methods(plugin_cls)
@@ -79,7 +81,7 @@ def check_plugin(plugin_cls: Any, *, settings: Mapping[str, Any] | None = None) 
             plugin = plugin_cls(settings_obj, data_dir=Path(tmp) / (name or "plugin"))
         except Exception as exc:  # noqa: BLE001 - a plugin bug is a finding, not a crash
             return problems + [f"cannot be instantiated as {plugin_cls.__name__}(settings, data_dir=...): {_exc(exc)}"]
-        problems += _check_tools(plugin_cls, plugin)
+        problems += _check_tools(plugin_cls, plugin, name_ok=bool(name and PLUGIN_NAME.fullmatch(name)))
     return problems
 
 
@@ -96,7 +98,7 @@ def _check_kinds(plugin_cls: type[Plugin]) -> list[str]:
     for attr in ("consumes", "produces"):
         value = getattr(plugin_cls, attr)
         if isinstance(value, (str, bytes)) or not isinstance(value, (set, frozenset, tuple, list)):
-            problems.append(f"`{attr}` must be a set of attachment kinds, e.g. frozenset({{\"audio\"}}), not {value!r}")
+            problems.append(f'`{attr}` must be a set of attachment kinds, e.g. frozenset({{"audio"}}), not {value!r}')
             continue
         unknown = sorted(str(k) for k in value if k not in ATTACHMENT_KINDS)
         if unknown:
@@ -138,12 +140,12 @@ def _check_settings(plugin_cls: type[Plugin], given: Mapping[str, Any] | None) -
     if model.model_config.get("extra") != "forbid":
         problems.append(
             "`Settings` must forbid unknown keys, so a typo in [plugins.NAME] is an error: "
-            "model_config = ConfigDict(extra=\"forbid\")"
+            'model_config = ConfigDict(extra="forbid")'
         )
     else:
         try:
             model.model_validate({_UNKNOWN_KEY: 1})
-            problems.append("`Settings` accepted an unknown key although model_config says extra=\"forbid\"")
+            problems.append('`Settings` accepted an unknown key although model_config says extra="forbid"')
         except ValidationError:
             pass
         except Exception as exc:  # noqa: BLE001
@@ -169,7 +171,7 @@ def _only_tool(plugin_cls: type[Plugin], keep: str) -> type[Plugin]:
     return type(plugin_cls.__name__, (plugin_cls,), {**masked, "__module__": plugin_cls.__module__})
 
 
-def _check_tools(plugin_cls: type[Plugin], plugin: Plugin) -> list[str]:
+def _check_tools(plugin_cls: type[Plugin], plugin: Plugin, *, name_ok: bool = True) -> list[str]:
     attrs = _tool_attrs(plugin_cls)
     if not attrs and not plugin_cls.consumes:
         return ["defines no tools (@tool methods) and consumes no attachments, so it can do nothing"]
@@ -198,7 +200,9 @@ def _check_tools(plugin_cls: type[Plugin], plugin: Plugin) -> list[str]:
         bad = False
         for p in params:
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                problems.append(f"{label}: *{p.name} / **{p.name} cannot be described to the model; name each parameter")
+                problems.append(
+                    f"{label}: *{p.name} / **{p.name} cannot be described to the model; name each parameter"
+                )
                 bad = True
             elif p.annotation is inspect.Parameter.empty:
                 problems.append(f"{label}: parameter {p.name!r} needs a type hint (it becomes the JSON schema type)")
@@ -213,7 +217,7 @@ def _check_tools(plugin_cls: type[Plugin], plugin: Plugin) -> list[str]:
             continue
         if not spec.description:
             problems.append(f"{label}: has an empty description")
-        if not TOOL_NAME.match(spec.name):
+        if name_ok and not TOOL_NAME.match(spec.name):  # else the plugin's name is the problem, reported above
             problems.append(
                 f"{label}: the namespaced name {spec.name!r} must match {TOOL_NAME.pattern} (letters, digits, _ and -; "
                 "at most 64 characters)"
@@ -248,7 +252,9 @@ def _exc(exc: BaseException) -> str:
 # --- running one tool --------------------------------------------------------------------------
 
 
-def make_plugin(plugin_cls: type[_T], settings: Mapping[str, Any] | None = None, *, data_dir: Path | str | None = None) -> _T:
+def make_plugin(
+    plugin_cls: type[_T], settings: Mapping[str, Any] | None = None, *, data_dir: Path | str | None = None
+) -> _T:
     """Instantiate a plugin as the registry does: `settings` (a `[plugins.NAME]` table as a dict)
     validated by its Settings model. `data_dir`: its data folder (default: a new temporary one)."""
     from ..errors import PluginError
@@ -313,7 +319,9 @@ async def ainvoke_tool(plugin: Plugin | type[Plugin], tool_name: str, arguments:
     return ToolRun(text, output, events)
 
 
-def invoke_tool(plugin: Plugin | type[Plugin], tool_name: str, arguments: Mapping[str, Any] | None = None, **kw: Any) -> ToolRun:
+def invoke_tool(
+    plugin: Plugin | type[Plugin], tool_name: str, arguments: Mapping[str, Any] | None = None, **kw: Any
+) -> ToolRun:
     """Synchronous `ainvoke_tool`."""
     return _run_sync(lambda: ainvoke_tool(plugin, tool_name, arguments, **kw))
 
@@ -370,7 +378,9 @@ def make_dialogue(
         if classes else PluginRegistry()
     )  # fmt: skip
     if registry.failures:
-        raise AssertionError("plugins failed to load:\n" + "\n".join(f"  - {f.name}: {f.error}" for f in registry.failures))
+        raise AssertionError(
+            "plugins failed to load:\n" + "\n".join(f"  - {f.name}: {f.error}" for f in registry.failures)
+        )
     for instance in plugins:
         if not isinstance(instance, type):
             registry.add(instance, f"instance of {type(instance).__qualname__}")

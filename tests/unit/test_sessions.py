@@ -440,7 +440,7 @@ def test_inline_images_are_stored_once_and_reinlined(store):
     assert img.size == (8, 6) and img.getpixel((1, 2)) == (0, 255, 0)
 
 
-def test_explicit_image_attachments_are_inlined_for_user_messages_only(store):
+def test_explicit_image_attachments_are_inlined_only_on_request(store):
     png = png_bytes(color=(1, 2, 3))
     image = store.add_attachment(png, mime="image/png", filename="chart.png")
     doc = store.add_attachment(b"plain notes", mime="text/plain", filename="notes.txt")
@@ -448,13 +448,15 @@ def test_explicit_image_attachments_are_inlined_for_user_messages_only(store):
     store.add_message(sid, "user", "Look at these", attachments=[image, doc])
     store.add_message(sid, "user", None, attachments=[image])
     store.add_message(sid, "tool", "made chart.png", tool_call_id="c1", attachments=[image])
-    h = store.history(sid)
+    # By default history is what was sent: files kept beside a message were not part of it.
+    assert [m["content"] for m in store.history(sid)] == ["Look at these", None, "made chart.png"]
+    h = store.history(sid, inline_roles=("user",))
     assert h[0]["content"] == [
         {"type": "text", "text": "Look at these"},
         {"type": "image_url", "image_url": {"url": data_uri(png)}},
-    ]
+    ]  # the text file is not an image: not inlined
     assert h[1]["content"] == [{"type": "image_url", "image_url": {"url": data_uri(png)}}]
-    assert h[2] == {"role": "tool", "content": "made chart.png", "tool_call_id": "c1"}  # the API takes no images here
+    assert h[2] == {"role": "tool", "content": "made chart.png", "tool_call_id": "c1"}
     assert store.history(sid, inline_roles=("user", "tool"))[2]["content"][1]["image_url"]["url"] == data_uri(png)
     assert store.messages(sid)[0]["attachments"] == [image, doc]
 
@@ -493,7 +495,7 @@ def test_delete_removes_unshared_attachments_and_keeps_shared_ones(store):
     assert not store.attachment_path(own).exists() and store.attachment_info(own) is None
     assert not store.attachment_path(own).parent.exists()  # empty fan-out folder removed too
     assert store.attachment_path(shared).exists()
-    assert store.history(b)[0]["content"][1]["image_url"]["url"] == data_uri(shared_png)
+    assert store.history(b, inline_roles=("user",))[0]["content"][1]["image_url"]["url"] == data_uri(shared_png)
     conn = raw(store.db_path)
     for table in ("messages", "tool_calls", "marks"):
         assert conn.execute(f"SELECT COUNT(*) FROM {table} WHERE session_id = ?", (a,)).fetchone()[0] == 0
