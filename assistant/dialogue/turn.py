@@ -226,7 +226,9 @@ class Dialogue:
                 yield TextDelta(rest)
             if not calls:
                 self._commit({"role": "assistant", "content": text}, usage=completion.usage, timings=completion.timings)
-                yield TurnFinished(text, usage, step, time.perf_counter() - started, self.session_id, n_calls)
+                yield TurnFinished(
+                    text, usage, step, time.perf_counter() - started, self.session_id, n_calls, completion.finish_reason
+                )
                 return
             message_id = self._commit(
                 {

@@ -88,3 +88,13 @@ def test_side_effect_tool_is_denied_without_a_terminal_and_recorded(tiny_engine,
     # reaches the approval policy, which denies it: nobody is at a terminal to ask.
     assert call["decision"] == "denied-by-policy" and "not run" in call["result"]
     assert not list((tmp_path / "state").rglob("*.md"))
+
+
+def test_plugins_doctor_tries_a_named_call_of_every_tool(tiny_engine, cache_dir, tmp_path):
+    env = cli_env(tmp_path, cache_dir, ASSISTANT_MODEL__BASE_URL=tiny_engine.base_url)
+    out = subprocess.run(ASSISTANT + ["plugins", "doctor"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for tool in ("utilities_calculate", "utilities_current_time", "notes_save", "notes_read", "notes_search"):
+        line = next(l for l in out.stdout.splitlines() if l.split(":")[0].endswith(tool))
+        # The call itself must come back (✓ valid or · invalid arguments); ✗ means no call at all.
+        assert line.startswith(("✓", "·")), line

@@ -250,3 +250,10 @@ async def test_cancelling_a_turn_propagates(tmp_path):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_finish_reason_of_the_last_call_is_reported(tmp_path):
+    from assistant.testing.fake_model import Reply
+
+    d, _, _ = make(Reply(text="cut off mid", finish_reason="length"), tmp_path=tmp_path)
+    assert of(await run(d), TurnFinished)[0].finish_reason == "length"

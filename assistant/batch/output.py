@@ -1,0 +1,134 @@
+"""The results file: JSONL, one record per finished item, appended as items finish.
+
+It is also the resume state: on start the file is read back and the last record per id wins,
+so a re-run skips ids that already succeeded and retries the failed ones. Each record is one
+`os.write` of the whole line followed by an fsync, so an interrupted run (Ctrl-C, SIGTERM)
+always leaves whole lines; only a hard kill or a full disk can leave a torn last line, which
+the next run cuts off (with a warning) before appending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+from .inputs import BatchInputError
+
+
+class ResultsFile:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self.records: dict[str, dict] = {}  # id -> its last record
+        self.lines = 0
+        self._fd: int | None = None
+
+    # --- reading back and repairing ----------------------------------------------------------
+
+    def open(self, warn: Callable[[str], None]) -> "ResultsFile":
+        """Read what is there (repairing a torn last line), then hold the file for appending."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BatchInputError(
+                f"another `assistant batch` is writing {self.path}",
+                hint="wait for it to finish, or write to a different --out file",
+            ) from None
+        try:
+            self._load(fd, warn)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        if created:
+            _fsync_dir(self.path.parent)  # the new file's directory entry must survive a crash too
+        return self
+
+    def _load(self, fd: int, warn: Callable[[str], None]) -> None:
+        data = _read_all(fd)
+        keep = len(data)
+        if data and not data.endswith(b"\n"):
+            keep = data.rfind(b"\n") + 1  # 0 when the only line is torn
+        lines = data[:keep].split(b"\n")[:-1] if keep else []
+        while lines:  # a complete but unparsable *last* line is a torn write too (e.g. disk full)
+            try:
+                json.loads(lines[-1])
+                break
+            except ValueError:
+                keep -= len(lines.pop()) + 1
+        if keep < len(data):
+            os.ftruncate(fd, keep)
+            os.fsync(fd)
+            warn(
+                f"warning: {self.path} ended in an incomplete line (the last run was killed mid-write?); "
+                f"removed its {len(data) - keep} bytes, and that item will run again"
+            )
+        for n, raw in enumerate(lines, 1):
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+                raise BatchInputError(
+                    f"{self.path} line {n} is not a batch record (not a JSON object with an 'id')",
+                    hint="this --out file was edited or written by something else: fix or remove that line, "
+                    "or write to a new --out file",
+                )
+            self.records[record["id"]] = record
+        self.lines = len(lines)
+
+    def succeeded(self, item_id: str) -> bool:
+        record = self.records.get(item_id)
+        return record is not None and record.get("error") is None
+
+    # --- appending ---------------------------------------------------------------------------
+
+    def write(self, record: dict) -> None:
+        """Append one record as a single write, so a cancelled run never leaves half a line."""
+        assert self._fd is not None, "open() first"
+        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
+        written = os.write(self._fd, line)
+        if written != len(line):  # a short write only happens when the disk is full
+            raise OSError(f"short write to {self.path} ({written} of {len(line)} bytes): is the disk full?")
+        self.records[record["id"]] = record
+        self.lines += 1
+
+    async def append(self, record: dict) -> None:
+        """Write, then fsync off the event loop (a sync fsync would stall every stream in flight)."""
+        self.write(record)
+        fd = self._fd
+        await asyncio.to_thread(os.fsync, fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing also drops the lock
+            self._fd = None
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    offset = 0
+    while chunk := os.pread(fd, 1 << 20, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

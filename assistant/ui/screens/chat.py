@@ -1,0 +1,524 @@
+"""The chat screen: the conversation, progress, pending attachments and the prompt, with the
+sessions sidebar on F2. A turn runs in one exclusive worker that streams the answer into a
+Markdown widget; Esc cancels that worker, and the partial answer stays, marked "(cancelled)"."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from textual import work
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, Markdown
+from textual.worker import Worker
+
+from ...events import (
+    ApprovalDecided,
+    AttachmentProcessed,
+    AttachmentProduced,
+    Progress,
+    TextDelta,
+    ToolCallFinished,
+    ToolCallStarted,
+    TurnFailed,
+    TurnFinished,
+    TurnStarted,
+)
+from ..backend import Said, ToolRecord
+from ..widgets import (
+    AssistantMessage,
+    AttachmentTray,
+    MessageList,
+    ProgressPanel,
+    PromptInput,
+    SessionsSidebar,
+    ToolCallPanel,
+    UserMessage,
+    pasted_path,
+)
+from .dialogs import ConfirmScreen, RenameScreen
+
+ENGINE_TASKS = ("engine", "model")  # progress rows that belong to start-up, not to a turn
+HELP = (
+    "Enter sends · Esc cancels the answer · /attach PATH (or paste a path) adds a file · "
+    "/new /clear /copy /export /rename /sessions · ctrl+p lists every command"
+)
+
+
+class _AnswerStream:
+    """The answer being written in one turn: a new AssistantMessage after each tool panel."""
+
+    def __init__(self, view: MessageList) -> None:
+        self.view = view
+        self.answer: AssistantMessage | None = None
+        self.stream = None
+        self.shown: list[AssistantMessage] = []
+
+    async def write(self, text: str) -> None:
+        if self.answer is None:
+            self.answer = await self.view.add_answer()
+            self.shown.append(self.answer)
+            self.stream = Markdown.get_stream(self.answer.markdown)
+        self.answer.text += text
+        await self.stream.write(text)
+
+    async def close(self) -> None:
+        """End the current answer (a tool panel or a file comes next, or the turn ended)."""
+        stream, self.stream = self.stream, None
+        self.answer = None
+        if stream is not None:
+            await stream.stop()
+
+    @property
+    def partial(self) -> str:
+        return self.shown[-1].text if self.shown else ""
+
+    async def mark(self, status: str, partial: str = "") -> None:
+        """Mark the last answer of this turn (or a new one holding `partial`) as cut short."""
+        await self.close()
+        target = self.shown[-1] if self.shown else await self.view.add_answer(partial)
+        if not self.shown:
+            target.text = partial
+            self.shown.append(target)
+        target.mark(status)
+
+
+class ChatScreen(Screen):
+    AUTO_FOCUS = "#prompt"
+    BINDINGS = [
+        Binding("escape", "cancel_turn", "Cancel"),
+        Binding("f2", "toggle_sessions", "Sessions"),
+        Binding("ctrl+n", "new_session", "New"),
+        Binding("ctrl+o", "attach", "Attach"),
+        Binding("ctrl+y", "copy", "Copy"),
+        Binding("ctrl+r", "voice", "Voice"),
+        Binding("ctrl+l", "clear", "Clear", show=False),
+    ]
+
+    def __init__(self, backend: Any, *, export_dir: Path, clock: Callable[[], float]) -> None:
+        super().__init__(id="chat")
+        self.backend = backend
+        self.export_dir = Path(export_dir)
+        self.clock = clock
+        self.last_answer = ""
+        self._turn: Worker | None = None
+        self._recording: threading.Event | None = None
+
+    def compose(self):
+        yield Header(icon="✦")
+        with Horizontal(id="body"):
+            yield SessionsSidebar(id="sessions")
+            with Vertical(id="main"):
+                yield MessageList(id="messages")
+                yield ProgressPanel(id="progress", clock=self.clock)
+                yield AttachmentTray(id="tray")
+                yield PromptInput(id="prompt", placeholder="Ask anything · /attach PATH adds a file · Enter sends")
+        yield Footer()
+
+    # --- parts -----------------------------------------------------------------------
+
+    @property
+    def messages(self) -> MessageList:
+        return self.query_one(MessageList)
+
+    @property
+    def progress(self) -> ProgressPanel:
+        return self.query_one(ProgressPanel)
+
+    @property
+    def tray(self) -> AttachmentTray:
+        return self.query_one(AttachmentTray)
+
+    @property
+    def prompt(self) -> PromptInput:
+        return self.query_one(PromptInput)
+
+    @property
+    def sidebar(self) -> SessionsSidebar:
+        return self.query_one(SessionsSidebar)
+
+    @property
+    def turn_running(self) -> bool:
+        return self._turn is not None and not self._turn.is_finished
+
+    def error(self, exc: BaseException, title: str = "") -> None:
+        self.app.show_error(exc, title)
+
+    async def on_mount(self) -> None:
+        self.sidebar.display = False
+        self.tray.display = False
+        self.update_title()
+        sid = self.backend.session_id
+        if sid:
+            await self.show_transcript(self.backend.transcript(sid))
+
+    def update_title(self) -> None:
+        sid = self.backend.session_id
+        title = self.backend.session_title(sid) if sid else ""
+        parts = [self.backend.model_label, title or ("new session" if not sid else sid)]
+        self.app.sub_title = " · ".join(p for p in parts if p)
+
+    # --- the prompt ------------------------------------------------------------------
+
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input is not self.prompt:
+            return
+        event.stop()
+        text = event.value
+        stripped = text.strip()
+        if stripped.startswith("/"):
+            if await self.run_slash_command(stripped):
+                self.prompt.remember(text)
+                self.prompt.value = ""
+            return
+        path = pasted_path(stripped)
+        if path is not None:  # the whole input is a file: attach it instead of sending it
+            if await self.attach_path(path):
+                self.prompt.value = ""
+            return
+        if not stripped and not self.tray.items:
+            return
+        if self.turn_running:
+            self.notify("An answer is still coming: wait for it, or press Esc to cancel it.", severity="warning")
+            return
+        attachments = self.tray.take()
+        self.prompt.remember(text)
+        self.prompt.value = ""
+        self._turn = self.run_turn(text, attachments)
+
+    async def on_prompt_input_path_pasted(self, event: PromptInput.PathPasted) -> None:
+        await self.attach_path(event.path)
+
+    async def run_slash_command(self, line: str) -> bool:
+        """True when the command ran (the input is then cleared)."""
+        name, _, arg = line.partition(" ")
+        arg = arg.strip()
+        if name == "/attach":
+            if not arg:
+                self.notify("usage: /attach PATH", severity="warning")
+                return False
+            path = pasted_path(arg) or Path(arg).expanduser()
+            return await self.attach_path(path)
+        simple = {
+            "/new": self.action_new_session,
+            "/clear": self.action_clear,
+            "/copy": self.action_copy,
+            "/export": self.action_export_session,
+            "/rename": self.action_rename_session,
+            "/delete": self.action_delete_session,
+            "/sessions": self.action_toggle_sessions,
+            "/voice": self.action_voice,
+        }
+        if name in simple:
+            result = simple[name]()
+            if asyncio.iscoroutine(result):
+                await result
+            return True
+        if name in ("/help", "/?"):
+            self.notify(HELP, title="Help", timeout=12)
+            return True
+        self.notify(f"unknown command {name}; /help lists them", severity="error", markup=False)
+        return False
+
+    async def attach_path(self, path: Path | str) -> bool:
+        try:
+            attachment = self.backend.attach(path)
+        except Exception as exc:  # noqa: BLE001 - shown, never raised into the UI
+            self.error(exc, "Cannot attach")
+            return False
+        await self.tray.add(attachment)
+        self.notify(f"attached {attachment.filename} ({attachment.kind})", markup=False)
+        return True
+
+    # --- a turn ----------------------------------------------------------------------
+
+    @work(exclusive=True, group="turn", exit_on_error=False)
+    async def run_turn(self, text: str, attachments: list) -> None:
+        view = self.messages
+        files = [(a.filename, a.kind, str(a.path) if a.path is not None else None) for a in attachments]
+        await view.add_user(text, files)
+        answer = _AnswerStream(view)
+        panels: dict[str, ToolCallPanel] = {}
+        try:
+            await self.app.wait_for_backend(view)
+            async for event in self.backend.turn(text, attachments):
+                if isinstance(event, TurnFailed):
+                    await self._failed(event.error, event.partial_text, answer, text, attachments)
+                    return
+                await self._show(event, answer, panels)
+        except asyncio.CancelledError:
+            for panel in panels.values():
+                panel.interrupted()
+            await answer.mark("(cancelled)")
+            self.backend.note_interrupted(answer.partial, "cancelled")
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug or a start-up failure: a notification, never a traceback
+            await self._failed(exc, "", answer, text, attachments)
+        finally:
+            await answer.close()
+            await self.progress.finish_all(keep=ENGINE_TASKS)
+            self.update_title()
+            if self.sidebar.display:
+                await self.refresh_sessions()
+
+    async def _show(self, event: Any, answer: _AnswerStream, panels: dict[str, ToolCallPanel]) -> None:
+        view = self.messages
+        if isinstance(event, TextDelta):
+            await answer.write(event.text)
+        elif isinstance(event, ToolCallStarted):
+            await answer.close()
+            panels[event.call_id] = await view.add_tool(event.call_id, event.name, event.arguments, event.risk)
+        elif isinstance(event, ApprovalDecided):
+            if event.call_id in panels:
+                panels[event.call_id].decided(event.decision)
+        elif isinstance(event, ToolCallFinished):
+            if event.call_id in panels:
+                panels[event.call_id].finished(event.result, event.error, event.duration_s)
+        elif isinstance(event, Progress):
+            await self.progress.update(event.task, event.message, event.fraction)
+        elif isinstance(event, AttachmentProcessed):
+            note = f"{event.filename} ({event.kind}) → {event.handled_by}"
+            await view.add_note(note + (f": {event.title}" if event.title and event.title != event.filename else ""))
+        elif isinstance(event, AttachmentProduced):
+            await answer.close()
+            await view.add_file(event.path, event.mime, event.title or event.filename, event.tool)
+        elif isinstance(event, TurnStarted):
+            self.update_title()
+        elif isinstance(event, TurnFinished):
+            await answer.close()
+            if event.text and not answer.shown:
+                answer.shown.append(await view.add_answer(event.text))
+            self.last_answer = event.text or self.last_answer
+
+    async def _failed(self, exc: BaseException, partial: str, answer: _AnswerStream, text: str, attachments: list) -> None:
+        """Keep what arrived, say what went wrong, give the question back."""
+        await answer.mark("(failed)", partial)
+        self.backend.note_interrupted(partial or answer.partial, "interrupted by an error")
+        self.error(exc)
+        if not self.prompt.value:
+            self.prompt.value = text
+            self.prompt.cursor_position = len(text)
+        if attachments:
+            await self.tray.restore(attachments)
+
+    def action_cancel_turn(self) -> None:
+        if self.turn_running:
+            self._turn.cancel()
+        elif self.sidebar.display and self.sidebar.has_focus_within:
+            self.sidebar.display = False
+            self.prompt.focus()
+
+    # --- sessions --------------------------------------------------------------------
+
+    async def refresh_sessions(self) -> None:
+        try:
+            rows = self.backend.sessions()
+        except Exception as exc:  # noqa: BLE001
+            self.error(exc, "Sessions")
+            return
+        await self.sidebar.show([(r.id, r.title, r.detail) for r in rows], self.backend.session_id)
+
+    async def action_toggle_sessions(self) -> None:
+        sidebar = self.sidebar
+        sidebar.display = not sidebar.display
+        if sidebar.display:
+            await self.refresh_sessions()
+            sidebar.list_view.focus()
+        else:
+            self.prompt.focus()
+
+    def _busy(self) -> bool:
+        if self.turn_running:
+            self.notify("An answer is still coming: press Esc to cancel it first.", severity="warning")
+            return True
+        return False
+
+    async def action_new_session(self) -> None:
+        if self._busy():
+            return
+        self.backend.new_session()
+        await self.messages.clear()
+        self.last_answer = ""
+        self.update_title()
+        if self.sidebar.display:
+            await self.refresh_sessions()
+        self.prompt.focus()
+
+    async def resume(self, session_id: str) -> None:
+        if self._busy():
+            return
+        try:
+            items = self.backend.resume(session_id)
+        except Exception as exc:  # noqa: BLE001
+            self.error(exc, "Cannot resume")
+            return
+        await self.messages.clear()
+        self.last_answer = ""
+        await self.show_transcript(items)
+        self.update_title()
+        if self.sidebar.display:
+            await self.refresh_sessions()
+        self.prompt.focus()
+
+    async def show_transcript(self, items: list) -> None:
+        view = self.messages
+        for item in items:
+            if isinstance(item, Said):
+                if item.role == "user":
+                    await view.add_user(item.text, [(f.filename, f.kind, f.path) for f in item.files])
+                else:
+                    await view.add_answer(item.text)
+                    self.last_answer = item.text
+            elif isinstance(item, ToolRecord):
+                panel = await view.add_tool(item.call_id, item.name, item.arguments)
+                if item.decision:
+                    panel.decided(item.decision)
+                panel.finished(item.result, item.error, item.duration_s)
+
+    def _target(self, session_id: str | None) -> str | None:
+        """The session an action is about: the one given, the highlighted one while the sidebar
+        has focus, else the current one."""
+        if session_id:
+            return session_id
+        if self.sidebar.display and self.sidebar.has_focus_within and self.sidebar.highlighted_id:
+            return self.sidebar.highlighted_id
+        sid = self.backend.session_id
+        if not sid:
+            self.notify("This session is saved when you send its first message.", severity="warning")
+        return sid
+
+    def action_rename_session(self, session_id: str | None = None) -> None:
+        sid = self._target(session_id)
+        if not sid:
+            return
+
+        async def done(title: str | None) -> None:
+            if not title:
+                return
+            try:
+                self.backend.rename(sid, title)
+            except Exception as exc:  # noqa: BLE001
+                self.error(exc, "Cannot rename")
+                return
+            self.notify(f"renamed to {title}", markup=False)
+            self.update_title()
+            if self.sidebar.display:
+                await self.refresh_sessions()
+
+        self.app.push_screen(RenameScreen(self.backend.session_title(sid)), done)
+
+    def action_delete_session(self, session_id: str | None = None) -> None:
+        sid = self._target(session_id)
+        if not sid:
+            return
+        if sid == self.backend.session_id and self._busy():
+            return
+        title = self.backend.session_title(sid) or sid
+
+        async def done(yes: bool | None) -> None:
+            if not yes:
+                return
+            current = sid == self.backend.session_id
+            try:
+                self.backend.delete(sid)
+            except Exception as exc:  # noqa: BLE001
+                self.error(exc, "Cannot delete")
+                return
+            if current:
+                await self.messages.clear()
+                self.last_answer = ""
+            self.notify(f"deleted {title}", markup=False)
+            self.update_title()
+            if self.sidebar.display:
+                await self.refresh_sessions()
+
+        self.app.push_screen(ConfirmScreen(f"Delete the session “{title}”?"), done)
+
+    def action_export_session(self, session_id: str | None = None) -> None:
+        sid = self._target(session_id)
+        if not sid:
+            return
+        try:
+            path = self.backend.export_markdown(sid, self.export_dir)
+        except Exception as exc:  # noqa: BLE001
+            self.error(exc, "Cannot export")
+            return
+        self.notify(f"exported to {path}", title="Export", markup=False)
+
+    async def on_sessions_sidebar_action(self, event: SessionsSidebar.Action) -> None:
+        event.stop()
+        if event.action == "new":
+            await self.action_new_session()
+        elif event.session_id is None:
+            return
+        elif event.action == "resume":
+            await self.resume(event.session_id)
+        elif event.action == "rename":
+            self.action_rename_session(event.session_id)
+        elif event.action == "delete":
+            self.action_delete_session(event.session_id)
+        elif event.action == "export":
+            self.action_export_session(event.session_id)
+
+    # --- other commands --------------------------------------------------------------
+
+    def _focused_message(self) -> UserMessage | AssistantMessage | None:
+        node: Widget | None = self.focused
+        while node is not None and not isinstance(node, (UserMessage, AssistantMessage)):
+            node = node.parent if isinstance(node.parent, Widget) else None
+        return node
+
+    def action_copy(self) -> None:
+        """Copy the focused message, else the last answer."""
+        focused = self._focused_message()
+        text = focused.text if focused is not None else self.last_answer
+        if not text:
+            self.notify("Nothing to copy yet.", severity="warning")
+            return
+        self.app.copy_to_clipboard(text)
+        what = "the message" if focused is not None else "the last answer"
+        self.notify(f"copied {what} ({len(text)} characters)")
+
+    async def action_clear(self) -> None:
+        """Clear the view; the conversation itself (and what the model remembers) stays."""
+        await self.messages.clear()
+
+    def action_attach(self) -> None:
+        self.prompt.value = "/attach "
+        self.prompt.cursor_position = len(self.prompt.value)
+        self.prompt.focus()
+
+    def action_voice(self) -> None:
+        """Push-to-talk: the first press starts recording, the second stops it."""
+        if self._recording is not None:
+            self._recording.set()
+            return
+        self._record_voice()
+
+    @work(thread=True, exclusive=True, group="voice", exit_on_error=False)
+    def _record_voice(self) -> None:
+        app = self.app
+        ok, reason = self.backend.microphone()
+        if not ok:
+            app.call_from_thread(app.notify, reason or "no microphone", title="Voice input", severity="warning", markup=False)
+            return
+        stop = self._recording = threading.Event()
+        app.call_from_thread(app.notify, "Recording… press ctrl+r again to stop.", title="Voice input")
+        try:
+            attachment = self.backend.record(stop)
+        except Exception as exc:  # noqa: BLE001
+            app.call_from_thread(self.error, exc, "Voice input")
+            return
+        finally:
+            self._recording = None
+        app.call_from_thread(self.tray.add, attachment)
+        app.call_from_thread(app.notify, f"recorded {attachment.filename}: send it with a question, or alone", title="Voice input", markup=False)
+
+    def stop_recording(self) -> None:
+        if self._recording is not None:
+            self._recording.set()
