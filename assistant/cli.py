@@ -103,8 +103,10 @@ def _settings(args: argparse.Namespace):
 
     overrides = parse_assignments(getattr(args, "set", []) or [])
     model = overrides.setdefault("model", {})
-    for attr, key in (("model", "name"), ("base_url", "base_url"), ("temperature", "temperature"),
-                      ("max_tokens", "max_tokens"), ("seed", "seed")):  # fmt: skip
+    pairs = [("model", "name"), ("base_url", "base_url")]
+    if getattr(args, "command", None) == "ask":  # other commands' --seed/--temperature mean other things
+        pairs += [("temperature", "temperature"), ("max_tokens", "max_tokens"), ("seed", "seed")]
+    for attr, key in pairs:
         value = getattr(args, attr, None)
         if value is not None:
             model[key] = value
@@ -217,10 +219,10 @@ def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C so `finally`
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv and _available_dotted(_COMMAND_MODULES["chat"]):
-        argv = ["chat"]  # bare `assistant` opens the terminal UI
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    if not args.command and _available_dotted(_COMMAND_MODULES["chat"]):
+        args = parser.parse_args(argv + ["chat"])  # `assistant [--flags]` opens the terminal UI
     if not args.command:
         parser.print_help()
         return errors.EXIT_USAGE

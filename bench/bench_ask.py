@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from assistant.model.client import ChatClient, ClientConfig  # noqa: E402
 
 PROMPT = "Explain in a few sentences why the sky is blue."
+PLUGINS = ["utilities", "notes", "speech", "imagegen"]
 
 
 def assistant(args: list[str], env: dict, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -82,7 +84,10 @@ async def client_request(base_url: str, model: str, max_tokens: int) -> tuple[fl
 
 def ask_request(env: dict, max_tokens: int) -> tuple[float, float, int, float]:
     t0 = time.perf_counter()
-    out = assistant(["ask", "--json", "--temperature", "0", "--max-tokens", str(max_tokens), PROMPT], env)
+    # The same request as the raw path: no system prompt and no tools (plugins off), so the
+    # difference is the assistant's own overhead (CLI start, dialogue loop, session saving).
+    same_request = ["--set", "dialogue.system_prompt=''", "--set", f"plugins.disabled={json.dumps(PLUGINS)}"]
+    out = assistant(["ask", "--json", "--temperature", "0", "--max-tokens", str(max_tokens), *same_request, PROMPT], env)
     wall = time.perf_counter() - t0
     if out.returncode != 0:
         sys.exit(f"ask failed:\n{out.stderr[-2000:]}")
@@ -107,12 +112,15 @@ def main() -> None:
     )  # fmt: skip
     assistant(["models", "prepare"], env)  # conversion is not part of start-up timing
 
-    cold, _ = start_engine(env)
-    assistant(["engine", "stop"], env)
-    warm, status = start_engine(env)
-    base_url, model = status["base_url"], status["served_name"]
+    # A killed benchmark must not leave its background engine running.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     rows: dict[str, list[tuple]] = {"raw": [], "client": [], "ask": []}
     try:
+        cold, _ = start_engine(env)
+        assistant(["engine", "stop"], env)
+        warm, status = start_engine(env)
+        base_url, model = status["base_url"], status["served_name"]
+        print(f"engine start: cold {cold:.1f} s, warm {warm:.1f} s", file=sys.stderr)
         asyncio.run(raw_request(base_url, model, 8))  # one warm-up request
         for _ in range(args.runs):
             rows["raw"].append(asyncio.run(raw_request(base_url, model, args.max_tokens)))

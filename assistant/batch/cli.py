@@ -35,7 +35,7 @@ record's "meta".
 EPILOG = """\
 record fields: id, question, answer, tool_calls (name, arguments, result, error, decision),
   citations, usage, latency_s, ttft_s, attempts, error (null or {type, message, hint}), model,
-  endpoint, steps, attachments, files, session_id; with an expected answer also expected and
+  endpoint, steps, finish_reason, attachments, files, session_id; with an expected answer also expected and
   score {mode, correct}; finished_at.
 resume: re-run with the same --out: ids with a successful record are skipped, failed ones are
   retried (unless --no-retry-failed). Ctrl-C keeps every finished record; a line cut off by a
@@ -188,6 +188,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from .runner import BatchOptions, BatchRunner
 
     t0 = time.perf_counter()
+    stopped: AssistantError | None = None  # the batch could not go on (every endpoint down)
     settings = apply_flags(settings, args)
     urls = base_urls(args, settings)
     # Everything that can be wrong with the input fails here, before any engine starts.
@@ -213,7 +214,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             with open_targets(settings, urls, progress) as targets:
                 progress.clear()
                 runner.stats.setup_s = time.perf_counter() - t0
-                asyncio.run(runner.run(Pool(targets, cooldown=args.cooldown)))
+                try:
+                    asyncio.run(runner.run(Pool(targets, cooldown=args.cooldown)))
+                except AssistantError as exc:  # reported after the summary of what was done
+                    stopped, runner.stats.interrupted = exc, True
     finally:
         results.close()
         if store is not None:
@@ -228,6 +232,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         models = sorted({r.get("model") for i in items if (r := results.records.get(i.id)) and r.get("model")})
         text = markdown_report(stats, rows, input_path=args.input, out=str(results.path), models=models)
         Path(args.report).expanduser().write_text(text)
+    if stopped is not None:
+        raise stopped
     if stats.interrupted:
         return EXIT_INTERRUPTED
     return 0 if all(results.succeeded(i.id) for i in items) else EXIT_MODEL

@@ -2,9 +2,14 @@
 
 It is also the resume state: on start the file is read back and the last record per id wins,
 so a re-run skips ids that already succeeded and retries the failed ones. Each record is one
-`os.write` of the whole line followed by an fsync, so an interrupted run (Ctrl-C, SIGTERM)
-always leaves whole lines; only a hard kill or a full disk can leave a torn last line, which
-the next run cuts off (with a warning) before appending.
+`os.write` of the whole line, so an interrupted run (Ctrl-C, SIGTERM) always leaves whole lines
+(a written line is in the page cache and survives the process); only a hard kill mid-write or a
+full disk can leave a torn last line, which the next run cuts off (with a warning).
+
+Every record is then fsynced, against power loss, by a background flusher: a worker does not
+wait for the disk before taking its next item (an fsync can stall for 100 ms on a busy disk),
+and records written while one fsync runs are covered by the next (group commit). `drain()`
+waits for the last one; the runner calls it before the batch ends, interrupted or not.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ class ResultsFile:
         self.records: dict[str, dict] = {}  # id -> its last record
         self.lines = 0
         self._fd: int | None = None
+        self._unsynced = False
+        self._flusher: asyncio.Future | None = None
 
     # --- reading back and repairing ----------------------------------------------------------
 
@@ -100,11 +107,22 @@ class ResultsFile:
         self.records[record["id"]] = record
         self.lines += 1
 
-    async def append(self, record: dict) -> None:
-        """Write, then fsync off the event loop (a sync fsync would stall every stream in flight)."""
+    def append(self, record: dict) -> None:
+        """Write now; fsync soon, off the event loop (call inside it). See the module docstring."""
         self.write(record)
-        fd = self._fd
-        await asyncio.to_thread(os.fsync, fd)
+        self._unsynced = True
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        while self._unsynced:
+            self._unsynced = False
+            await asyncio.to_thread(os.fsync, self._fd)
+
+    async def drain(self) -> None:
+        """Wait until every record written so far is fsynced."""
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)
 
     def close(self) -> None:
         if self._fd is not None:

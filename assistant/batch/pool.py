@@ -79,11 +79,12 @@ class Pool:
         finally:
             slot.outstanding -= 1
 
-    def mark_down(self, slot: Slot) -> float:
-        """Take it out; returns the cool-down in seconds (doubling per failure, at most 8x)."""
+    def mark_down(self, slot: Slot) -> float | None:
+        """Take it out; returns the cool-down in seconds (doubling per failure, at most 8x), or
+        None when it is already out (items that were in flight there report the same outage)."""
         now = self.clock()
-        if slot.down_until > now:  # items that were in flight on it report the same outage
-            return slot.down_until - now
+        if slot.down_until > now:
+            return None
         slot.failures += 1
         wait = self.cooldown * min(2 ** (slot.failures - 1), 8)
         slot.down_until = now + wait

@@ -188,11 +188,11 @@ class BatchRunner:
             handles_term = True
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
             handles_term = False
-        self.pool.open()
-        self.stats.started = time.perf_counter()
         ticker = asyncio.ensure_future(self._tick())
         queue = deque(self.todo)
         try:
+            self.pool.open()
+            self.stats.started = time.perf_counter()
             async with asyncio.TaskGroup() as group:
                 for _ in range(min(self.options.concurrency, len(queue))):
                     group.create_task(self._worker(queue))
@@ -203,6 +203,7 @@ class BatchRunner:
         finally:
             self.stats.ended = time.perf_counter()
             ticker.cancel()
+            await self.results.drain()
             await self.pool.aclose()
             if handles_term:
                 loop.remove_signal_handler(signal.SIGTERM)
@@ -228,10 +229,10 @@ class BatchRunner:
         try:
             attachments = [await asyncio.to_thread(self._load_attachment, src) for src in item.attachments]
         except Exception as exc:  # noqa: BLE001 - this item's problem, not the batch's
-            await self._write(item, self._failed(item, started, attempts + 1, exc))
+            self._write(item, self._failed(item, started, attempts + 1, exc))
             return
         avoid: set[str] = set()
-        for tries in range(1, self.options.max_attempts + 1):
+        for _ in range(self.options.max_attempts):
             slot = self.pool.pick(avoid)
             if slot is None:
                 raise AllEndpointsDown(
@@ -246,7 +247,8 @@ class BatchRunner:
             self._count(meter)
             if isinstance(got.error, EngineUnreachable) and not got.output and meter.completions == 0:
                 wait = self.pool.mark_down(slot)
-                self.progress.note(f"[{slot.url} is unreachable: taken out for {wait:.0f} s; its items go elsewhere]")
+                if wait is not None:  # None: already down (other items in flight there saw it first)
+                    self.progress.note(f"[{slot.url} is unreachable: taken out for {wait:.0f} s; its items go elsewhere]")
                 avoid.add(slot.url)
                 continue
             self.pool.mark_up(slot)
@@ -254,7 +256,7 @@ class BatchRunner:
         record = self._record(item, started, attempts, slot, meter, got)
         if got.error is None and item.expected:
             await self._score(item, record, slot)
-        await self._write(item, record)
+        self._write(item, record)
 
     async def _turn(self, item: BatchItem, attachments: list, slot: Slot, meter: _Metered) -> _Collected:
         from ..dialogue.turn import Dialogue
@@ -302,6 +304,8 @@ class BatchRunner:
             "model": meter.model_name or slot.target.model_name,
             "endpoint": slot.url,
             "steps": got.finished.steps if got.finished else None,
+            # "length": the answer was cut at max_tokens (getattr: events from before the field existed)
+            "finish_reason": getattr(got.finished, "finish_reason", None),
             "attachments": got.attachments,
             "files": got.files,
             "session_id": got.session_id,
@@ -313,7 +317,7 @@ class BatchRunner:
             "id": item.id, "question": item.question, "answer": None, "tool_calls": [], "citations": [],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
             "latency_s": round(time.perf_counter() - started, 4), "ttft_s": None, "attempts": attempts,
-            "error": error_info(exc), "model": "", "endpoint": None, "steps": None, "attachments": [],
+            "error": error_info(exc), "model": "", "endpoint": None, "steps": None, "finish_reason": None, "attachments": [],
             "files": [], "session_id": None,
         }  # fmt: skip
 
@@ -343,14 +347,14 @@ class BatchRunner:
             "usage": {"prompt_tokens": meter.prompt_tokens, "completion_tokens": meter.completion_tokens},
         }  # fmt: skip
 
-    async def _write(self, item: BatchItem, record: dict) -> None:
+    def _write(self, item: BatchItem, record: dict) -> None:
         if item.expected:
             record["expected"] = item.expected[0] if len(item.expected) == 1 else list(item.expected)
             record.setdefault("score", None)
         if item.meta:
             record["meta"] = item.meta
         record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        await self.results.append(record)
+        self.results.append(record)
         if record["error"] is None:
             self.stats.done += 1
         else:

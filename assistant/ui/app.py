@@ -63,17 +63,15 @@ class AssistantApp(App):
         self.chat = ChatScreen(backend, export_dir=Path(export_dir) if export_dir else Path.cwd(), clock=clock)
         self.backend_ready = asyncio.Event()
         self.backend_error: BaseException | None = None
-        self._started = time.perf_counter()
+        self._closing = False
 
     def get_default_screen(self) -> ChatScreen:
         return self.chat
 
-    def on_mount(self) -> None:
-        self.start_backend()
-
     # --- start-up: plugins and the engine, in a thread ---------------------------------
 
     def start_backend(self) -> None:
+        """Run the backend's start-up (called once the chat screen is up, and again to retry)."""
         self.backend_error = None
         self.backend_ready.clear()
         if not self.backend.needs_prepare:
@@ -97,12 +95,19 @@ class AssistantApp(App):
         else:
             post(self._backend_done, None)
 
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
     def _on_progress(self, event: Any) -> None:
-        self.call_later(self.chat.progress.update, event.task, event.message, event.fraction)
+        if not self._closing:
+            self.call_later(self.chat.progress.update, event.task, event.message, event.fraction)
 
     def _backend_done(self, error: BaseException | None) -> None:
         from .backend import PrepareCancelled
 
+        if self._closing:  # the start-up was given up because the app is closing
+            return
         self.call_later(self.chat.progress.finish_all)
         if error is not None and not isinstance(error, PrepareCancelled):
             self.backend_error = error
@@ -133,7 +138,7 @@ class AssistantApp(App):
         try:
             answer = await self.push_screen(screen, wait_for_dismiss=True)
         except asyncio.CancelledError:  # Esc on the chat, or the app closing: take the dialog down
-            if screen in self.screen_stack:
+            if self.screen is screen:
                 self.pop_screen()
             raise
         return answer or "deny"
@@ -155,6 +160,7 @@ class AssistantApp(App):
     # --- closing ---------------------------------------------------------------------
 
     async def on_unmount(self) -> None:
+        self._closing = True
         self.backend.cancel_prepare()
         self.chat.stop_recording()
         await self.backend.aclose()

@@ -67,6 +67,13 @@ class ToolRecord:
     duration_s: float | None
 
 
+def _microphone_module() -> Any:
+    """The speech plugin's microphone module (an optional extra), imported on first use."""
+    import importlib
+
+    return importlib.import_module("assistant_plugins.speech.microphone")
+
+
 class PrepareCancelled(Exception):
     """The app is closing while the engine was still starting."""
 
@@ -202,7 +209,7 @@ class ChatBackend:
     def microphone(self) -> tuple[bool, str]:
         """(available, reason) from the speech plugin, which may not be installed."""
         try:
-            from assistant_plugins.speech import microphone  # type: ignore[import-not-found]
+            microphone = _microphone_module()
         except Exception as exc:  # noqa: BLE001 - absent or broken: say why, never crash
             return False, f"voice input needs the speech plugin (pip install 'assistant[speech]'): {exc}"
         try:
@@ -212,12 +219,11 @@ class ChatBackend:
         return bool(ok), str(reason or "")
 
     def record(self, stop: threading.Event) -> Any:
-        """Record until `stop` is set (or the recorder's own limit); blocking, run it in a thread.
-        Returns an Attachment of the recording."""
-        from assistant_plugins.speech import microphone  # type: ignore[import-not-found]
-
+        """Record until `stop` is set (push-to-talk; the recorder caps the length); blocking, run
+        it in a thread. Returns an Attachment of the recording."""
+        microphone = _microphone_module()
         params = inspect.signature(microphone.record).parameters
-        kwargs = {name: stop for name in ("stop", "stop_event") if name in params}
+        kwargs = {name: stop for name in ("until", "stop", "stop_event") if name in params}
         result = microphone.record(**kwargs)
         if isinstance(result, (bytes, bytearray)):
             return self.attach_bytes(bytes(result), "voice.wav")

@@ -260,3 +260,43 @@ def test_interrupt_leaves_valid_jsonl_and_a_rerun_completes_without_duplicates(e
     assert f"{30 - len(first)} done, 0 failed, {len(first)} skipped" in again.stderr
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert sorted(ids) == sorted(f"q{i}" for i in range(30))  # all there, none twice
+
+
+def test_servers_from_urls_or_the_local_engine_like_ask(monkeypatch):
+    from types import SimpleNamespace
+
+    from assistant.model import endpoint as endpoint_mod
+    from assistant.model.client import ClientConfig
+
+    settings = load_settings(overrides={"model": {"max_retries": 5}}, environ={})
+    with batch_cli.open_targets(settings, ["http://a/v1"], print) as (one,):
+        assert one.make_model.args[0].max_retries == 5  # one server: the client's own retries
+    with batch_cli.open_targets(settings, ["http://a/v1", "http://b/v1"], print) as targets:
+        assert [t.make_model.args[0].max_retries for t in targets] == [0, 0]  # several: fail over instead
+        assert [t.url for t in targets] == ["http://a/v1", "http://b/v1"]
+
+    opened = []
+
+    @contextlib.contextmanager
+    def fake_open_endpoint(settings, progress, *, needs_vision=False):
+        opened.append(needs_vision)
+        config = ClientConfig(base_url="http://127.0.0.1:9/v1", model="served", vision=False)
+        yield SimpleNamespace(client=config, engine=None, spec=SimpleNamespace(tool_call_parser=None))
+        opened.append("stopped")
+
+    monkeypatch.setattr(endpoint_mod, "open_endpoint", fake_open_endpoint)
+    with batch_cli.open_targets(settings, [], print) as (local,):
+        assert (local.url, local.model_name, local.vision, local.native_tools) == ("http://127.0.0.1:9/v1", "served", False, False)
+    assert opened == [False, "stopped"]
+
+
+def test_every_server_down_stops_with_a_summary_and_the_error(env, monkeypatch, capsys):
+    from assistant.errors import EngineUnreachable
+
+    inp = write_items(env / "in.jsonl", 4)
+    fake_targets(monkeypatch, EchoModel(answers={"question 2": EngineUnreachable("cannot connect")}))
+    assert batch_cli.main([str(inp), "-o", str(env / "out.jsonl"), "-c", "1"]) == 3
+    err = capsys.readouterr().err
+    assert "batch interrupted: 4 items: 2 done, 0 failed" in err and "re-run the same command" in err
+    assert "error: every endpoint is unreachable: http://fake0/v1" in err and "finished items are kept" in err
+    assert [json.loads(x)["id"] for x in (env / "out.jsonl").read_text().splitlines()] == ["q0", "q1"]

@@ -12,12 +12,19 @@ def rec(i, error=None, **kw):
     return {"id": str(i), "answer": f"a{i}", "error": error, **kw}
 
 
-async def test_append_then_read_back_last_record_wins(tmp_path):
+async def test_append_then_read_back_last_record_wins(tmp_path, monkeypatch):
+    import os
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
     path = tmp_path / "sub" / "out.jsonl"
     out = ResultsFile(path).open(print)
-    await out.append(rec(1, error={"type": "X", "message": "m", "hint": None}))
-    await out.append(rec(2))
-    await out.append(rec(1, answer="é"))
+    out.append(rec(1, error={"type": "X", "message": "m", "hint": None}))
+    out.append(rec(2))
+    out.append(rec(1, answer="é"))
+    await out.drain()
+    assert 1 <= len(synced) <= 3  # every record is covered by an fsync that began after it was written
     out.close()
     lines = path.read_text().splitlines()
     assert [json.loads(line)["id"] for line in lines] == ["1", "2", "1"] and "é" in lines[2]

@@ -14,9 +14,21 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
-def test_no_command_prints_help_and_exits_2(capsys):
-    assert main([]) == 2
-    assert "usage: assistant" in capsys.readouterr().out
+def test_bare_assistant_opens_the_chat_ui(monkeypatch):
+    import assistant.ui.cli as ui_cli
+
+    seen = []
+    monkeypatch.setattr(ui_cli, "run", lambda args, settings: seen.append(args.command) or 0)
+    assert main([]) == 0 and seen == ["chat"]
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("ask", "engine", "plugins", "sessions", "batch", "imagine", "chat"):
+        assert command in out
 
 
 def test_bad_config_key_exits_2_naming_key_and_file(tmp_path, capsys):
@@ -81,3 +93,11 @@ def test_unhandled_attachment_fails_before_any_engine_starts(tmp_path, capsys):
 def test_unknown_forced_tool_is_a_usage_error(capsys):
     code = main(["ask", "--base-url", "http://127.0.0.1:9/v1", "--set", "model.served_name='m'", "--tool", "nope_tool", "hi"])
     assert code == 2 and "no tool named 'nope_tool'" in capsys.readouterr().err
+
+
+def test_global_flags_without_a_command_open_the_chat_ui_with_them(monkeypatch):
+    import assistant.ui.cli as ui_cli
+
+    seen = []
+    monkeypatch.setattr(ui_cli, "run", lambda args, settings: seen.append(settings.model.base_url) or 0)
+    assert main(["--base-url", "http://127.0.0.1:9/v1"]) == 0 and seen == ["http://127.0.0.1:9/v1"]

@@ -4,6 +4,7 @@ and its openai backend against a fake images server on 127.0.0.1. A 64x64 image 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import io
 import json
@@ -37,6 +38,21 @@ def png(data: bytes) -> Image.Image:
     image.load()
     assert image.format == "PNG"
     return image
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The test machines have 2 cores shared with other jobs: torch's spinning worker threads
+    make a 64x64 image 10-20x slower under contention than one thread does."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - the imagegen extra is not installed
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +90,8 @@ def test_settings_are_validated():
         make_plugin(ImageGen, {"width": 500})
     with pytest.raises(PluginError, match="above max_steps"):
         make_plugin(ImageGen, {"steps": 60})
+    assert make_plugin(ImageGen, {"max_width": 256, "max_steps": 2}).settings.width == 256  # defaults follow limits
+    assert make_plugin(ImageGen, {"max_width": 256, "max_steps": 2}).settings.steps == 2
     with pytest.raises(PluginError, match="backend"):
         make_plugin(ImageGen, {"backend": "dalle"})
     s = make_plugin(ImageGen).settings
@@ -104,6 +122,12 @@ def test_settings_give_the_defaults(tiny_sd, tmp_path):
     assert run.text == "Generated a 72x64 image for 'Sunset over the sea!' (seed 1, 1 steps)."
     assert run.files[0].filename == "imagegen-1-sunset-over-the-sea.png"
     assert len(run.events) == 1
+
+
+def test_a_prompt_longer_than_the_text_encoder_takes_is_noted(imagegen, tiny_sd):
+    run = invoke_tool(imagegen, "generate", {"prompt": "a fox " * 20, **FAST, "seed": 1})
+    assert "the prompt was cut to the text encoder's 77 tokens" in run.text
+    assert png(run.files[0].data).text["model"] == tiny_sd.name  # a folder's name, never its path
 
 
 def test_sizes_are_rounded_to_multiples_of_8_and_it_says_so(imagegen):
@@ -146,6 +170,24 @@ def test_the_pipeline_is_loaded_once_and_shared(tiny_sd, imagegen):
     invoke_tool(other, "generate", {"prompt": "b", **FAST, "seed": 1})
     assert imagegen._pipeline is other._pipeline
     assert imagegen._pipeline.device == "cpu" and imagegen._pipeline.dtype == "float32"  # "auto" without CUDA
+
+
+def test_cpu_threads_setting_applies_in_the_generating_thread(tiny_sd):
+    import torch
+
+    plugin = make_plugin(ImageGen, {"model": str(tiny_sd), "cpu_threads": 1})
+    asyncio.run(plugin.ensure_setup())
+    seen = []
+
+    def worker():  # a worker thread whose torch thread count is not 1, like a fresh executor thread
+        torch.set_num_threads(2)
+        plugin.render(plugin.check("a", **FAST, seed=1), lambda message, fraction: seen.append(torch.get_num_threads()))
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [1, 1]
+    torch.set_num_threads(1)
 
 
 # --- errors the model (or the user) can act on ---------------------------------------------------
@@ -211,6 +253,22 @@ def test_out_of_memory_suggests_a_smaller_size(imagegen):
     imagegen._pipeline = pipeline.LoadedPipeline(broken, loaded.model, "cpu", "float32")
     with pytest.raises(pipeline.GenerationFailed, match="shapes cannot be multiplied"):
         run_tool(imagegen, "generate", prompt="x", **FAST)
+
+
+def test_a_pipeline_without_negative_prompt_or_step_callbacks(imagegen):
+    from types import SimpleNamespace
+
+    from assistant_plugins.imagegen import pipeline
+
+    run_tool(imagegen, "generate", prompt="warm up", **FAST, seed=1)
+
+    def plain(prompt, width, height, num_inference_steps, guidance_scale, generator):  # e.g. an older pipeline
+        return SimpleNamespace(images=[Image.new("RGB", (width, height))])
+
+    imagegen._pipeline = pipeline.LoadedPipeline(plain, "some/model", "cpu", "float32")
+    run = invoke_tool(imagegen, "generate", {"prompt": "x", "negative_prompt": "y", **FAST, "seed": 1})
+    assert "this model takes no negative prompt; it was ignored" in run.text and run.events == []
+    assert png(run.files[0].data).text["model"] == "some/model"
 
 
 # --- in a dialogue -------------------------------------------------------------------------------
@@ -285,7 +343,7 @@ class FakeImagesServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def answer(self, path: str, body: dict) -> tuple[int, dict]:
@@ -313,6 +371,13 @@ def images_server():
     server = FakeImagesServer()
     yield server
     server.close()
+
+
+def test_the_api_key_is_not_shown(images_server):
+    plugin = openai_plugin(images_server.url)
+    assert "sk-test" not in repr(plugin.settings) and "sk-test" not in json.dumps(plugin.settings.model_dump(), default=str)
+    asyncio.run(plugin.ensure_setup())
+    assert "sk-test" not in repr(plugin._openai)
 
 
 def openai_plugin(url: str, **extra) -> ImageGen:
@@ -410,6 +475,8 @@ def test_imagine_errors_are_usage_errors(tiny_sd, tmp_path, monkeypatch):
         imagine(["a fox", "--steps", "99"], cli_settings(tmp_path, model=str(tiny_sd)))
     with pytest.raises(PluginError, match="not configured"):
         imagine(["a fox"], cli_settings(tmp_path))
+    with pytest.raises(UsageError, match="is a folder"):
+        imagine(["a fox", "--out", str(tmp_path)], cli_settings(tmp_path, model=str(tiny_sd)))
     with pytest.raises(PluginError, match="does not exist"):
         imagine(["a fox", "--image-model", str(tmp_path / "none")], cli_settings(tmp_path))
     assert not list(tmp_path.glob("*.png"))

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Input, Markdown
+from textual.widgets import Footer, Header, Input
 from textual.worker import Worker
 
 from ...events import (
@@ -29,7 +29,6 @@ from ...events import (
     TurnFinished,
     TurnStarted,
 )
-from ..backend import Said, ToolRecord
 from ..widgets import (
     AssistantMessage,
     AttachmentTray,
@@ -41,13 +40,14 @@ from ..widgets import (
     UserMessage,
     pasted_path,
 )
-from .dialogs import ConfirmScreen, RenameScreen
+from .sessions import SessionActions
 
 ENGINE_TASKS = ("engine", "model")  # progress rows that belong to start-up, not to a turn
 HELP = (
-    "Enter sends · Esc cancels the answer · /attach PATH (or paste a path) adds a file · "
-    "/new /clear /copy /export /rename /sessions · ctrl+p lists every command"
+    "Enter sends · Esc cancels the answer · /attach PATH (or paste a file's path) adds a file · "
+    "F2 saved sessions · ctrl+p every command · /help"
 )
+SLASH_HELP = "/attach PATH · /new · /clear · /copy · /export · /rename · /delete · /sessions · /voice"
 
 
 class _AnswerStream:
@@ -63,7 +63,8 @@ class _AnswerStream:
         if self.answer is None:
             self.answer = await self.view.add_answer()
             self.shown.append(self.answer)
-            self.stream = Markdown.get_stream(self.answer.markdown)
+            markdown = self.answer.markdown
+            self.stream = markdown.get_stream(markdown)  # Markdown.get_stream, a classmethod
         self.answer.text += text
         await self.stream.write(text)
 
@@ -79,16 +80,18 @@ class _AnswerStream:
         return self.shown[-1].text if self.shown else ""
 
     async def mark(self, status: str, partial: str = "") -> None:
-        """Mark the last answer of this turn (or a new one holding `partial`) as cut short."""
+        """Mark the last answer of this turn (or a new one holding `partial`) as cut short; a
+        note says so when no answer had started."""
         await self.close()
-        target = self.shown[-1] if self.shown else await self.view.add_answer(partial)
+        if not self.shown and not partial:
+            await self.view.add_note(status, classes="interrupted")
+            return
         if not self.shown:
-            target.text = partial
-            self.shown.append(target)
-        target.mark(status)
+            self.shown.append(await self.view.add_answer(partial))
+        self.shown[-1].mark(status)
 
 
-class ChatScreen(Screen):
+class ChatScreen(SessionActions, Screen):
     AUTO_FOCUS = "#prompt"
     BINDINGS = [
         Binding("escape", "cancel_turn", "Cancel"),
@@ -151,11 +154,22 @@ class ChatScreen(Screen):
 
     async def on_mount(self) -> None:
         self.sidebar.display = False
-        self.tray.display = False
+        self.app.start_backend()  # plugins and the engine start in a thread while the screen paints
         self.update_title()
         sid = self.backend.session_id
         if sid:
             await self.show_transcript(self.backend.transcript(sid))
+        else:
+            await self.welcome()
+        self._warm_up()
+
+    @work(thread=True, group="warm-up", exit_on_error=False)
+    def _warm_up(self) -> None:
+        """Import what the first answer needs (markdown-it, pygments) while nobody waits for it."""
+        from textual.widgets import Markdown  # noqa: F401
+
+    async def welcome(self) -> None:
+        await self.messages.add_note(HELP, classes="welcome")
 
     def update_title(self) -> None:
         sid = self.backend.session_id
@@ -171,14 +185,14 @@ class ChatScreen(Screen):
         event.stop()
         text = event.value
         stripped = text.strip()
-        if stripped.startswith("/"):
-            if await self.run_slash_command(stripped):
-                self.prompt.remember(text)
-                self.prompt.value = ""
-            return
         path = pasted_path(stripped)
         if path is not None:  # the whole input is a file: attach it instead of sending it
             if await self.attach_path(path):
+                self.prompt.value = ""
+            return
+        if stripped.startswith("/"):
+            if await self.run_slash_command(stripped):
+                self.prompt.remember(text)
                 self.prompt.value = ""
             return
         if not stripped and not self.tray.items:
@@ -193,6 +207,10 @@ class ChatScreen(Screen):
 
     async def on_prompt_input_path_pasted(self, event: PromptInput.PathPasted) -> None:
         await self.attach_path(event.path)
+
+    def on_attachment_tray_changed(self, event: AttachmentTray.Changed) -> None:
+        if event.removed:  # the chip that had focus is gone: back to typing
+            self.prompt.focus()
 
     async def run_slash_command(self, line: str) -> bool:
         """True when the command ran (the input is then cleared)."""
@@ -220,7 +238,7 @@ class ChatScreen(Screen):
                 await result
             return True
         if name in ("/help", "/?"):
-            self.notify(HELP, title="Help", timeout=12)
+            self.notify(f"{HELP}\n\nCommands: {SLASH_HELP}", title="Help", timeout=15, markup=False)
             return True
         self.notify(f"unknown command {name}; /help lists them", severity="error", markup=False)
         return False
@@ -293,6 +311,8 @@ class ChatScreen(Screen):
             await answer.close()
             if event.text and not answer.shown:
                 answer.shown.append(await view.add_answer(event.text))
+            if getattr(event, "finish_reason", None) == "length" and answer.shown:
+                answer.shown[-1].mark("(cut short: the answer reached model.max_tokens)")
             self.last_answer = event.text or self.last_answer
 
     async def _failed(self, exc: BaseException, partial: str, answer: _AnswerStream, text: str, attachments: list) -> None:
@@ -312,158 +332,6 @@ class ChatScreen(Screen):
         elif self.sidebar.display and self.sidebar.has_focus_within:
             self.sidebar.display = False
             self.prompt.focus()
-
-    # --- sessions --------------------------------------------------------------------
-
-    async def refresh_sessions(self) -> None:
-        try:
-            rows = self.backend.sessions()
-        except Exception as exc:  # noqa: BLE001
-            self.error(exc, "Sessions")
-            return
-        await self.sidebar.show([(r.id, r.title, r.detail) for r in rows], self.backend.session_id)
-
-    async def action_toggle_sessions(self) -> None:
-        sidebar = self.sidebar
-        sidebar.display = not sidebar.display
-        if sidebar.display:
-            await self.refresh_sessions()
-            sidebar.list_view.focus()
-        else:
-            self.prompt.focus()
-
-    def _busy(self) -> bool:
-        if self.turn_running:
-            self.notify("An answer is still coming: press Esc to cancel it first.", severity="warning")
-            return True
-        return False
-
-    async def action_new_session(self) -> None:
-        if self._busy():
-            return
-        self.backend.new_session()
-        await self.messages.clear()
-        self.last_answer = ""
-        self.update_title()
-        if self.sidebar.display:
-            await self.refresh_sessions()
-        self.prompt.focus()
-
-    async def resume(self, session_id: str) -> None:
-        if self._busy():
-            return
-        try:
-            items = self.backend.resume(session_id)
-        except Exception as exc:  # noqa: BLE001
-            self.error(exc, "Cannot resume")
-            return
-        await self.messages.clear()
-        self.last_answer = ""
-        await self.show_transcript(items)
-        self.update_title()
-        if self.sidebar.display:
-            await self.refresh_sessions()
-        self.prompt.focus()
-
-    async def show_transcript(self, items: list) -> None:
-        view = self.messages
-        for item in items:
-            if isinstance(item, Said):
-                if item.role == "user":
-                    await view.add_user(item.text, [(f.filename, f.kind, f.path) for f in item.files])
-                else:
-                    await view.add_answer(item.text)
-                    self.last_answer = item.text
-            elif isinstance(item, ToolRecord):
-                panel = await view.add_tool(item.call_id, item.name, item.arguments)
-                if item.decision:
-                    panel.decided(item.decision)
-                panel.finished(item.result, item.error, item.duration_s)
-
-    def _target(self, session_id: str | None) -> str | None:
-        """The session an action is about: the one given, the highlighted one while the sidebar
-        has focus, else the current one."""
-        if session_id:
-            return session_id
-        if self.sidebar.display and self.sidebar.has_focus_within and self.sidebar.highlighted_id:
-            return self.sidebar.highlighted_id
-        sid = self.backend.session_id
-        if not sid:
-            self.notify("This session is saved when you send its first message.", severity="warning")
-        return sid
-
-    def action_rename_session(self, session_id: str | None = None) -> None:
-        sid = self._target(session_id)
-        if not sid:
-            return
-
-        async def done(title: str | None) -> None:
-            if not title:
-                return
-            try:
-                self.backend.rename(sid, title)
-            except Exception as exc:  # noqa: BLE001
-                self.error(exc, "Cannot rename")
-                return
-            self.notify(f"renamed to {title}", markup=False)
-            self.update_title()
-            if self.sidebar.display:
-                await self.refresh_sessions()
-
-        self.app.push_screen(RenameScreen(self.backend.session_title(sid)), done)
-
-    def action_delete_session(self, session_id: str | None = None) -> None:
-        sid = self._target(session_id)
-        if not sid:
-            return
-        if sid == self.backend.session_id and self._busy():
-            return
-        title = self.backend.session_title(sid) or sid
-
-        async def done(yes: bool | None) -> None:
-            if not yes:
-                return
-            current = sid == self.backend.session_id
-            try:
-                self.backend.delete(sid)
-            except Exception as exc:  # noqa: BLE001
-                self.error(exc, "Cannot delete")
-                return
-            if current:
-                await self.messages.clear()
-                self.last_answer = ""
-            self.notify(f"deleted {title}", markup=False)
-            self.update_title()
-            if self.sidebar.display:
-                await self.refresh_sessions()
-
-        self.app.push_screen(ConfirmScreen(f"Delete the session “{title}”?"), done)
-
-    def action_export_session(self, session_id: str | None = None) -> None:
-        sid = self._target(session_id)
-        if not sid:
-            return
-        try:
-            path = self.backend.export_markdown(sid, self.export_dir)
-        except Exception as exc:  # noqa: BLE001
-            self.error(exc, "Cannot export")
-            return
-        self.notify(f"exported to {path}", title="Export", markup=False)
-
-    async def on_sessions_sidebar_action(self, event: SessionsSidebar.Action) -> None:
-        event.stop()
-        if event.action == "new":
-            await self.action_new_session()
-        elif event.session_id is None:
-            return
-        elif event.action == "resume":
-            await self.resume(event.session_id)
-        elif event.action == "rename":
-            self.action_rename_session(event.session_id)
-        elif event.action == "delete":
-            self.action_delete_session(event.session_id)
-        elif event.action == "export":
-            self.action_export_session(event.session_id)
 
     # --- other commands --------------------------------------------------------------
 
@@ -516,6 +384,8 @@ class ChatScreen(Screen):
             return
         finally:
             self._recording = None
+        if app.closing:
+            return
         app.call_from_thread(self.tray.add, attachment)
         app.call_from_thread(app.notify, f"recorded {attachment.filename}: send it with a question, or alone", title="Voice input", markup=False)
 

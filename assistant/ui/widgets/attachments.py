@@ -33,14 +33,19 @@ class AttachmentTray(Vertical):
     """Holds the pending attachments (opaque objects with `filename`, `kind` and `path`)."""
 
     class Changed(Message):
-        def __init__(self, tray: "AttachmentTray") -> None:
+        """The attachments changed; `removed` when the person removed one (with a chip)."""
+
+        def __init__(self, tray: "AttachmentTray", removed: bool = False) -> None:
             super().__init__()
-            self.tray = tray
+            self.tray, self.removed = tray, removed
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.items: list[Any] = []
         self._serial = 0
+
+    def on_mount(self) -> None:
+        self.display = bool(self.items)
 
     def compose(self):
         yield Horizontal(classes="chips")
@@ -52,7 +57,7 @@ class AttachmentTray(Vertical):
 
     async def remove(self, index: int) -> Any:
         item = self.items.pop(index)
-        await self._rebuild()
+        await self._rebuild(removed=True)
         return item
 
     def take(self) -> list[Any]:
@@ -66,7 +71,7 @@ class AttachmentTray(Vertical):
         self.items = list(items) + [i for i in self.items if i not in items]
         await self._rebuild()
 
-    async def _rebuild(self) -> None:
+    async def _rebuild(self, removed: bool = False) -> None:
         chips = self.query_one(".chips", Horizontal)
         previews = self.query_one(".previews", Horizontal)
         await chips.remove_children()
@@ -76,7 +81,7 @@ class AttachmentTray(Vertical):
             ImagePreview(a.path, caption=a.filename) for a in self.items if a.kind == "image" and a.path is not None
         )
         self.display = bool(self.items)
-        self.post_message(self.Changed(self))
+        self.post_message(self.Changed(self, removed))
 
     async def on_button_pressed(self, event: Button.Pressed) -> None:
         if isinstance(event.button, AttachmentChip):

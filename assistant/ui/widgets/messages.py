@@ -6,7 +6,7 @@ from typing import Iterable
 
 from textual.containers import Vertical, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Label, Markdown, Static
+from textual.widgets import Label, Static
 
 from .image_preview import ImagePreview
 from .tool_panel import ToolCallPanel
@@ -42,12 +42,15 @@ class AssistantMessage(Vertical, can_focus=True):
         self.border_title = "Assistant"
 
     def compose(self):
+        from textual.widgets import Markdown  # markdown-it and pygments: loaded with the first answer
+
         yield Markdown(self.text or None, classes="answer-body")
         yield Label("", classes="answer-status")
 
     @property
-    def markdown(self) -> Markdown:
-        return self.query_one(Markdown)
+    def markdown(self):
+        """The Markdown widget the answer streams into."""
+        return self.query_one(".answer-body")
 
     def mark(self, status: str) -> None:
         self.status = status
@@ -60,8 +63,8 @@ class AssistantMessage(Vertical, can_focus=True):
 class Note(Label):
     """A one-line note in the conversation (attachment routing, waiting for the engine...)."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__(text, classes="note", markup=False)
+    def __init__(self, text: str, classes: str = "") -> None:
+        super().__init__(text, classes=f"note {classes}".strip(), markup=False)
 
 
 class ProducedFile(Vertical):
@@ -98,8 +101,8 @@ class MessageList(VerticalScroll):
     async def add_answer(self, text: str = "") -> AssistantMessage:
         return await self._add(AssistantMessage(text))
 
-    async def add_note(self, text: str) -> Note:
-        return await self._add(Note(text))
+    async def add_note(self, text: str, classes: str = "") -> Note:
+        return await self._add(Note(text, classes))
 
     async def add_tool(self, call_id: str, name: str, arguments: dict, risk: str = "") -> ToolCallPanel:
         return await self._add(ToolCallPanel(call_id, name, arguments, risk))

@@ -65,6 +65,7 @@ class ProgressPanel(Vertical):
         row = self.rows.get(task)
         if row is None:
             row = self.rows[task] = ProgressRow(task, now)
+            row.message, row.fraction = message, fraction
             await self.mount(row)
         row.show(message, fraction, now)
         self._sync()

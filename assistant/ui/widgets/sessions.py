@@ -1,5 +1,5 @@
 """The sessions sidebar: saved conversations, newest first. Enter resumes the highlighted one;
-n, r, d and e start a new one, rename, delete or export it. The screen does the work: this
+n, r, d and e (shown in the footer) start a new one, rename, delete or export it. The screen does the work: this
 widget only posts `SessionsSidebar.Action` messages."""
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ class SessionsSidebar(Vertical):
     def compose(self):
         yield Label("Sessions", classes="sidebar-title")
         yield ListView(id="session-list")
-        yield Label("enter resume · n new · r rename · d delete · e export", classes="sidebar-help")
 
     @property
     def list_view(self) -> ListView:
