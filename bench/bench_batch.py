@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -154,6 +155,7 @@ def main() -> None:
             rows.append((c, raw, ours))
     finally:
         manager.stop(state)
+        shutil.rmtree(work, ignore_errors=True)
 
     print(f"\nmodel {state.served_name} ({device}); {args.items} prompts; max_tokens {args.max_tokens} "
           f"with ignore_eos; temperature 0; {args.rounds} interleaved round(s): medians, and the ratio of the "

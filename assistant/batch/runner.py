@@ -44,9 +44,11 @@ class AllEndpointsDown(EngineUnreachable):
 
 @dataclass(frozen=True)
 class BatchOptions:
-    # 8 in flight keeps vLLM's continuous batching busy on a CPU or a small GPU model (decode
-    # steps are shared, so 8 streams cost little more than 1) without queueing so much that
-    # per-item latency and time-to-first-token balloon; raise it (32-128) for a large GPU.
+    # 8 in flight keeps vLLM's continuous batching busy: its decode steps are shared by every
+    # running sequence, so throughput grows almost linearly at first (bench/bench_batch.py,
+    # SmolLM2 on 2 CPU cores: 0.9 items/s at 1, 3.0 at 4, 5.1 at 8) while 8 queues little enough
+    # that time-to-first-token stays low and an interrupted run drops at most 8 answers. A big
+    # GPU model has room for far more (vLLM's max_num_seqs): raise --concurrency to 32-128.
     concurrency: int = 8
     default_match: str = "normalized"  # --score: for items without their own `match`
     system: str | None = None  # --system: for items without their own `system`

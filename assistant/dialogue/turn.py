@@ -323,7 +323,10 @@ class Dialogue:
             else:
                 out_dir = self.settings.paths.state() / "outputs"
                 out_dir.mkdir(parents=True, exist_ok=True)
-                target = out_dir / f.filename
+                # Unique per call: concurrent turns (batch) may produce files with one name.
+                import uuid
+
+                target = out_dir / f"{uuid.uuid4().hex[:8]}-{f.filename}"
                 target.write_bytes(f.data)
                 path = str(target)
             events.append(AttachmentProduced(path, f.mime, f.filename, f.title, tool))

@@ -121,14 +121,23 @@ class Plugin:
         self.settings = settings
         self.data_dir = data_dir or Path(".")
         self._ready = False
+        self._setup_lock = None
 
     async def setup(self) -> None:
         """Load heavy resources (models, indexes). Called once, lazily, before first use."""
 
     async def ensure_setup(self) -> None:
-        if not self._ready:
-            await self.setup()
-            self._ready = True
+        if self._ready:
+            return
+        # Concurrent turns (batch) may need the plugin at once: set up exactly once.
+        if self._setup_lock is None:
+            import asyncio
+
+            self._setup_lock = asyncio.Lock()
+        async with self._setup_lock:
+            if not self._ready:
+                await self.setup()
+                self._ready = True
 
     async def handle_attachment(self, attachment: "Attachment", ctx: ToolContext) -> AttachmentOutput:
         """For plugins that consume attachments: turn one into text for the turn."""

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 # Bump whenever the produced folder changes, so stale builds are rebuilt.
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 MARKER = "tiny_vlm_build.json"  # written last; its presence means "complete build"
-MAX_MODEL_LEN = 1024
+MAX_MODEL_LEN = 4096  # room for the built-in plugins' tool schemas plus a question
 
 IMAGE_SIZE = 64  # the image processor resizes every image to 64x64 (no tiling)
 PATCH_SIZE = 8  # 8x8 = 64 patches, pixel-shuffled by 2 -> 16 image tokens
@@ -239,7 +239,7 @@ def _build(tmp: Path, seed: int, say: Callable[[str], None]) -> None:
     text_config = dict(  # head_dim 32: a size vLLM's CPU attention backend supports
         model_type="llama", vocab_size=vocab_size, hidden_size=128, intermediate_size=256,
         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=2048, rms_norm_eps=1e-5, tie_word_embeddings=False, **common)
+        max_position_embeddings=MAX_MODEL_LEN, rms_norm_eps=1e-5, tie_word_embeddings=False, **common)
     vision_config = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=2, image_size=IMAGE_SIZE, patch_size=PATCH_SIZE)
     config = Idefics3Config(

@@ -33,8 +33,7 @@ def test_batch_on_the_tiny_vlm_with_image_broken_attachment_scores_and_resume(ti
     inp = tmp_path / "items.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out, report = tmp_path / "out.jsonl", tmp_path / "report.md"
-    # The tiny model's context is 1024 tokens: only the small utilities plugin, so the tool
-    # definitions in the prompt stay well inside it (speech+imagegen+notes alone take ~1100).
+    # Only the small utilities plugin: short prompts keep 20 items quick on the random model.
     env = cli_env(tmp_path, cache_dir, ASSISTANT_PLUGINS__DISABLED="speech imagegen notes")
     args = [
         str(inp), "--out", str(out), "--base-url", tiny_engine.base_url, "-c", "4", "--score", "exact",

@@ -74,7 +74,7 @@ async def test_named_tool_call(client):
 
 
 async def test_prompt_longer_than_context_is_context_too_long(client):
-    long_text = "word " * 5000  # the tiny engine's context is 1024 tokens
+    long_text = "word " * 9000  # the tiny engine's context is 4096 tokens
     with pytest.raises(ContextTooLong) as exc:
         await client.chat([user_message(long_text, [])], max_tokens=8)
     assert exc.value.status == 400

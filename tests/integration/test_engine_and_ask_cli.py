@@ -81,7 +81,7 @@ def test_question_from_stdin(background):
 
 def test_context_too_long_exits_3_with_advice(background):
     env, _ = background
-    out = run(["ask", "--max-tokens", "8"], env, timeout=120, input="word " * 5000)
+    out = run(["ask", "--max-tokens", "8"], env, timeout=120, input="word " * 9000)
     assert out.returncode == 3
     assert "context window" in out.stderr and "max_tokens" in out.stderr
 

@@ -64,8 +64,8 @@ def test_real_program_answers_in_tmux_and_quits_cleanly(tiny_engine, cache_dir, 
         ASSISTANT_MODEL__BASE_URL=tiny_engine.base_url,
         ASSISTANT_MODEL__MAX_TOKENS="24",
         ASSISTANT_MODEL__TEMPERATURE="0",
-        # The tiny model's context is 1024 tokens: no system prompt, and one step, which offers
-        # no tools (their schemas alone would not fit). Tools in the UI are tested with Pilot.
+        # No system prompt and one step (which offers no tools): a short, quick answer from the
+        # random model. Tools in the UI are tested with Pilot.
         ASSISTANT_DIALOGUE__SYSTEM_PROMPT="",
         ASSISTANT_DIALOGUE__MAX_STEPS="1",
         TERM="xterm-256color",

@@ -257,3 +257,12 @@ async def test_finish_reason_of_the_last_call_is_reported(tmp_path):
 
     d, _, _ = make(Reply(text="cut off mid", finish_reason="length"), tmp_path=tmp_path)
     assert of(await run(d), TurnFinished)[0].finish_reason == "length"
+
+
+async def test_concurrent_turns_set_a_plugin_up_once_and_keep_both_files(tmp_path):
+    d1, _, shop = make(call("shop_picture", {}), "a", tmp_path=tmp_path)
+    d2 = Dialogue(ScriptedModel(call("shop_picture", {}), "b"), settings=d1.settings, registry=d1.registry)
+    first, second = await asyncio.gather(run(d1), run(d2))
+    assert shop.setups == 1
+    paths = {of(first, AttachmentProduced)[0].path, of(second, AttachmentProduced)[0].path}
+    assert len(paths) == 2
