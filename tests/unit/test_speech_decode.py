@@ -142,7 +142,7 @@ def test_assemble_once_atomically(tmp_path, fake_parts):
     # What a killed assembly leaves behind is removed when the model is next assembled.
     import os
 
-    stale = models / f".{folder.name}-killed"
+    stale = models / f".{folder.name}.tmp-killed"
     stale.mkdir()
     os.utime(stale, (0, 0))
     (folder / "model.bin").write_bytes(b"")
