@@ -1,4 +1,5 @@
-"""Building a model folder so that a crash or a concurrent builder never leaves half a folder."""
+"""Durable folders and files: build a folder so a crash or a concurrent builder never leaves
+half of it, and make renames survive power loss."""
 
 from __future__ import annotations
 
@@ -37,3 +38,18 @@ def build_folder(out_dir: Path, *, is_complete: Callable[[Path], bool], build: C
         return out_dir
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file inside `path` survive a power loss, not only a process crash.
+    Best effort: some file systems refuse to open or sync a directory."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

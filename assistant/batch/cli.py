@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import signal
 import sys
 import time
 from functools import partial
@@ -239,40 +238,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(results.succeeded(i.id) for i in items) else EXIT_MODEL
 
 
-# --- on its own: python -m assistant.batch.cli -----------------------------------------------------
-
-
-def _load_settings(args: argparse.Namespace) -> Settings:
-    """The same sources and precedence as `assistant` (defaults < files < env < flags)."""
-    from ..settings import load_settings, parse_assignments
-
-    overrides = parse_assignments(getattr(args, "set", []) or [])
-    if getattr(args, "model", None):
-        overrides.setdefault("model", {})["name"] = args.model
-    if getattr(args, "base_url", None):  # a top-level --base-url, as `assistant --base-url X batch` takes it
-        overrides.setdefault("model", {})["base_url"] = args.base_url
-    return load_settings(getattr(args, "config", None), overrides)
+# --- on its own: python -m assistant.batch.cli --------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..cli import _common
+    """`python -m assistant.batch.cli INPUT --out OUT ...`: the same as `assistant batch ...`, so settings and errors
+    are handled in one place (assistant/cli.py)."""
+    from assistant.cli import main as assistant_main
 
-    parser = argparse.ArgumentParser(prog="assistant")
-    add_parser(parser.add_subparsers(dest="command", required=True), _common())
-    args = parser.parse_args(["batch", *(sys.argv[1:] if argv is None else argv)])
-
-    def interrupt(signum, frame):  # like assistant/cli.py: SIGTERM unwinds like Ctrl-C
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        return run(args, _load_settings(args))
-    except AssistantError as exc:
-        print(f"\nerror: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return assistant_main(["batch", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from ..atomic_folder import fsync_dir as _fsync_dir
 from .inputs import BatchInputError
 
 
@@ -139,14 +140,3 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

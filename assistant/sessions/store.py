@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from ..atomic_folder import fsync_dir as _fsync_dir
 from ..errors import UsageError
 from .migrations import MIGRATIONS, NewerSchema, migrate
 
@@ -96,20 +97,6 @@ def _image_url(part: Any) -> str | None:
 
 def _with_url(part: dict, url: str) -> dict:
     return {**part, "image_url": {**part["image_url"], "url": url}}
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes a rename inside `path` survive a power loss, not only a process crash.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class SessionStore:

@@ -91,28 +91,11 @@ def _drain_late_replies(timeout: float = 0.5) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (`python -m assistant.ui.cli`), with the main CLI's configuration flags."""
-    from ..errors import EXIT_INTERRUPTED, AssistantError
-    from ..settings import load_settings, parse_assignments
+    """`python -m assistant.ui.cli [--base-url URL ...]`: the same as `assistant chat ...`, so settings and errors
+    are handled in one place (assistant/cli.py)."""
+    from assistant.cli import main as assistant_main
 
-    parser = argparse.ArgumentParser(prog="assistant chat", description="Chat in the terminal.")
-    parser.add_argument("--config", metavar="PATH", help="extra config.toml to read (also $ASSISTANT_CONFIG)")
-    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override one setting (repeatable)")
-    parser.add_argument("--model", help="model.name: hub id, folder, preset or 'bundled:smollm2'")
-    parser.add_argument("--base-url", help="model.base_url: use this OpenAI-compatible server")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        overrides = parse_assignments(args.set)
-        for attr, key in (("model", "name"), ("base_url", "base_url")):
-            if getattr(args, attr):
-                overrides.setdefault("model", {})[key] = getattr(args, attr)
-        return run(args, load_settings(args.config, overrides))
-    except AssistantError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    return assistant_main(["chat", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

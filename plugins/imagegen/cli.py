@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import AssistantError, PluginError, UsageError
+from assistant.errors import PluginError, UsageError
 
 
 def add_parser(subparsers: Any, common_parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -135,22 +135,11 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m assistant_plugins.imagegen.cli PROMPT [options]`, with the assistant's config options."""
-    from assistant.cli import _common, _settings
-    from assistant.errors import EXIT_INTERRUPTED
+    """`python -m assistant_plugins.imagegen.cli PROMPT ...`: the same as `assistant imagine ...`, so settings and errors
+    are handled in one place (assistant/cli.py)."""
+    from assistant.cli import main as assistant_main
 
-    parser = argparse.ArgumentParser(prog="assistant")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub, _common())
-    args = parser.parse_args(["imagine", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run(args, _settings(args))
-    except AssistantError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return assistant_main(["imagine", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
