@@ -128,7 +128,7 @@ class Dialogue:
                 name = route.target.split(":", 1)[1]
                 plugin = self.registry.plugins[name]
                 await plugin.ensure_setup()
-                out = await plugin.handle_attachment(att, self._context(name, emit))
+                out = await plugin.handle_attachment(att, self._context(name, emit, text))
                 title = out.title or att.filename
                 extra_text.append(f"[{title}]\n{out.text}")
                 emit(AttachmentProcessed(att.filename, att.kind, name, title, out.text))
@@ -342,8 +342,8 @@ class Dialogue:
                 pass
         return f"The arguments for {spec.name} were invalid: {error}. Call it again with arguments matching: {json.dumps(spec.schema)}"
 
-    def _context(self, plugin: str, emit) -> ToolContext:
-        return ToolContext(plugin, self.session_id, self.registry.plugins[plugin].data_dir, emit)
+    def _context(self, plugin: str, emit, turn_text: str = "") -> ToolContext:
+        return ToolContext(plugin, self.session_id, self.registry.plugins[plugin].data_dir, emit, self.model, turn_text, self.store)
 
     def _commit(self, message: dict, *, attachments: Sequence[str] = (), usage: Usage | None = None, timings: Any = None) -> int | None:
         """Append to the history and, when sessions are on, commit it before going on."""

@@ -100,6 +100,11 @@ class ToolContext:
     session_id: str | None
     data_dir: Path  # a folder this plugin may keep files in
     emit: Callable[[Any], None]  # send an event (e.g. events.Progress) to the front end
+    # The dialogue's own model client (ChatClient or a test double), for plugins that ask the
+    # model themselves (e.g. reading a long document chunk by chunk); None outside a dialogue.
+    model: Any = None
+    turn_text: str = ""  # the user's message in this turn, for attachment handlers that need the question
+    store: Any = None  # the SessionStore when sessions are on (transcript, attachments, marks); else None
 
     def progress(self, message: str, fraction: float | None = None) -> None:
         from ..events import Progress
