@@ -20,6 +20,7 @@ _COMMAND_MODULES = {
     "sessions": "assistant.sessions.cli",
     "batch": "assistant.batch.cli",
     "imagine": "assistant_plugins.imagegen.cli",
+    "kb": "assistant_plugins.kb.cli",
     "chat": "assistant.ui.cli",
 }
 

@@ -42,6 +42,7 @@ class ClientConfig:
     read_timeout: float = 300.0
     max_retries: int = 2
     vision: bool | None = None  # None: unknown, let the server decide
+    tokenizer_folder: str = ""  # the served model's local folder, when known: exact token counts offline
 
 
 def _has_images(messages: list[dict]) -> bool:
@@ -84,6 +85,22 @@ class ChatClient:
                 raise RequestRejected("the server lists no models", hint="check the server's --model flag")
             self._model = models[0]["id"]
         return self._model
+
+    async def context_length(self) -> int | None:
+        """The served model's context window (vLLM lists it as max_model_len), if the server says."""
+        name = await self.model_name()
+        for m in await self.list_models():
+            if m.get("id") == name and m.get("max_model_len"):
+                return int(m["max_model_len"])
+        return None
+
+    async def tokenize(self, text: str) -> int:
+        """Token count of `text` for the served model (vLLM's /tokenize, served beside /v1)."""
+        root = self.config.base_url.rstrip("/").removesuffix("/v1")
+        body = {"model": await self.model_name(), "prompt": text, "add_special_tokens": False}
+        resp = await self._http.post(root + "/tokenize", json=body)
+        resp.raise_for_status()
+        return int(resp.json()["count"])
 
     # --- chat ------------------------------------------------------------------------
 

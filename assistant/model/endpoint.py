@@ -21,7 +21,9 @@ class Endpoint:
     spec: ModelSpec | None
 
 
-def client_config(settings: Settings, base_url: str, model: str = "", vision: bool | None = None) -> ClientConfig:
+def client_config(
+    settings: Settings, base_url: str, model: str = "", vision: bool | None = None, tokenizer_folder: str = ""
+) -> ClientConfig:
     m = settings.model
     if m.vision != "auto":
         vision = m.vision == "yes"
@@ -33,6 +35,7 @@ def client_config(settings: Settings, base_url: str, model: str = "", vision: bo
         read_timeout=m.read_timeout,
         max_retries=m.max_retries,
         vision=vision,
+        tokenizer_folder=tokenizer_folder,
     )
 
 
@@ -55,7 +58,8 @@ def open_endpoint(
         raise _no_images(spec.served_name)
     manager = EngineManager(settings, progress)
     with manager.serving(spec, device) as state:
-        yield Endpoint(client_config(settings, state.base_url, state.served_name, spec.vision), state, spec)
+        folder = spec.source if spec.kind in ("bundled", "folder") else ""
+        yield Endpoint(client_config(settings, state.base_url, state.served_name, spec.vision, folder), state, spec)
 
 
 def _no_images(model: str) -> ImagesNotSupported:

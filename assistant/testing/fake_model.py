@@ -8,7 +8,9 @@
 
 Each reply is a `str` (streamed word by word), a `Reply` from `call(...)`/`text(...)`, an
 exception instance (raised when that reply is due), or a callable `(messages, tools) -> reply`
-to answer based on what was sent. `model.requests` records every request.
+to answer based on what was sent. `ScriptedModel(responder=fn)` answers every request (after
+any scripted ones) with `fn(messages, tools)`, for callers that send requests concurrently.
+`model.requests` records every request.
 """
 
 from __future__ import annotations
@@ -43,12 +45,17 @@ class ScriptedModel:
     replies: list[Any] = field(default_factory=list)
     requests: list[dict] = field(default_factory=list)
 
-    def __init__(self, *replies: Any) -> None:
+    def __init__(self, *replies: Any, responder: "Responder | None" = None) -> None:
         self.replies = list(replies)
         self.requests = []
+        # Answers every request once the scripted replies are used up (for concurrent callers,
+        # e.g. a document read whose chunk requests finish in any order).
+        self.responder = responder
 
     async def stream_chat(self, messages: list[dict], **kwargs: Any) -> AsyncIterator[TextDelta | Completion]:
         self.requests.append({"messages": [dict(m) for m in messages], **kwargs})
+        if not self.replies and self.responder is not None:
+            self.replies.append(self.responder)
         if not self.replies:
             raise AssertionError(f"ScriptedModel ran out of replies at request {len(self.requests)}")
         reply = self.replies.pop(0)
@@ -69,6 +76,12 @@ class ScriptedModel:
             model="scripted",
             tool_calls=reply.tool_calls,
         )
+
+    async def chat(self, messages: list[dict], **kwargs: Any) -> Completion:
+        async for event in self.stream_chat(messages, **kwargs):
+            if isinstance(event, Completion):
+                return event
+        raise AssertionError("stream_chat always ends with a Completion")
 
 
 Responder = Callable[[list[dict], list[dict] | None], Any]

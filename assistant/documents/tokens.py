@@ -1,0 +1,71 @@
+"""Counting tokens the way the reading model does.
+
+Chunks must fit the served model's context, so they are measured with its own tokenizer:
+- the tokenizer files of a local model folder (the local engine, the bundled model, tests),
+  loaded with the `tokenizers` library (fast, no transformers import);
+- else vLLM's `/tokenize` endpoint: a calibration text is tokenized by the server to learn its
+  characters per token, and counts are estimated from that with a safety margin (one HTTP
+  request per sentence would cost more than reading the document);
+- else (a server without `/tokenize`) a conservative 3 characters per token.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+CountFn = Callable[[Sequence[str]], list[int]]
+FALLBACK_CHARS_PER_TOKEN = 3.0
+_MARGIN = 1.15  # estimated counts are inflated by this much so chunks still fit
+
+
+def tokenizer_counter(folder: str | Path) -> CountFn | None:
+    """A counter from `tokenizer.json` in a model folder, or None when there is none."""
+    path = Path(folder) / "tokenizer.json"
+    if not path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(path))
+    tok.no_padding()  # some tokenizer.json files pad/truncate to a fixed length (MiniLM: 128)
+    tok.no_truncation()
+
+    def count(texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(e.ids) for e in tok.encode_batch(list(texts), add_special_tokens=False)]
+
+    return count
+
+
+def ratio_counter(chars_per_token: float, margin: float = _MARGIN) -> CountFn:
+    def count(texts: Sequence[str]) -> list[int]:
+        return [max(1, math.ceil(len(t) / chars_per_token * margin)) for t in texts]
+
+    return count
+
+
+# Calibration text for servers we can only ask: prose, numbers and punctuation, like documents.
+_SAMPLE = ("The installation guide (version 2.4, updated 12 March 2024) explains how to configure the "
+           "network: set the address to 192.168.1.20/24, restart the service, and check the log at "
+           "/var/log/syslog for errors such as 'connection refused'. ") * 8
+
+
+async def served_counter(client: Any) -> CountFn:
+    """The best counter for the model behind `client` (a ChatClient or a test double)."""
+    config = getattr(client, "config", None)
+    folder = getattr(config, "tokenizer_folder", "") if config is not None else ""
+    if folder:
+        local = tokenizer_counter(folder)
+        if local:
+            return local
+    tokenize = getattr(client, "tokenize", None)
+    if tokenize is not None:
+        try:
+            n = await tokenize(_SAMPLE)
+        except Exception:  # noqa: BLE001 - servers other than vLLM have no /tokenize
+            n = 0
+        if n:
+            return ratio_counter(len(_SAMPLE) / n)
+    return ratio_counter(FALLBACK_CHARS_PER_TOKEN, margin=1.0)

@@ -1,0 +1,355 @@
+"""Reading a whole document with a model whose context is far smaller: map, then reduce.
+
+Map: every chunk is asked the question on its own, with bounded concurrency, and answers in a
+fixed JSON shape (`relevant`, `answer`, `quotes`), enforced by vLLM's structured output when
+the server supports it. The instructions and the question come first in every map request, so
+the engine's prefix cache serves that part once for all chunks. Quotes are checked against
+the chunk: only verbatim ones survive, so the reduce step answers from the original text
+rather than from what a small model thinks it read.
+
+Reduce: the relevant findings, numbered with their citations, are combined into one answer
+that cites them as [n]. When the findings do not fit the context they are reduced in groups
+first (hierarchically), keeping their numbers. With no relevant chunk the reader says so
+instead of asking the model to guess.
+
+Compared with Qwen-Agent's ParallelDocQA (map over ~1000-token chunks, then keyword re-retrieval
+and an answer from the retrieved original text): chunks here fill the context the model
+actually has (fewer requests), map replies are short and schema-bound, partial answers are
+cached so a cancelled or repeated read resumes, and the evidence reaching the final answer is
+verified verbatim quotes with page/section citations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from assistant.documents.chunking import Chunk
+from assistant.documents.model import Document
+from assistant.events import Progress
+
+FINDING_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "relevant": {"type": "boolean"},
+        "answer": {"type": "string", "maxLength": 800},
+        "quotes": {"type": "array", "items": {"type": "string", "maxLength": 400}, "maxItems": 3},
+    },
+    "required": ["relevant", "answer", "quotes"],
+    "additionalProperties": False,
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    chunk: int  # chunk index
+    relevant: bool
+    answer: str
+    quotes: tuple[str, ...] = ()
+    cached: bool = False
+    pages: tuple[int, ...] = ()  # pages the verified quotes are on: a citation narrower than the chunk's
+
+
+@dataclass(frozen=True)
+class Estimate:
+    chunks: int
+    document_tokens: int
+    prompt_tokens: int  # document + per-request instructions, summed over the map step
+    max_output_tokens: int  # map replies at their cap, plus the reduce
+
+    def describe(self) -> str:
+        return (f"{self.chunks} chunks, ~{self.prompt_tokens:,} prompt tokens "
+                f"(document {self.document_tokens:,}) and at most {self.max_output_tokens:,} output tokens")
+
+
+@dataclass
+class ReadResult:
+    answer: str
+    sources: list[str]  # "[n] citation" lines for the numbers the answer uses
+    findings: list[Finding]
+    chunks: int
+    relevant: int
+    cached: int
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reduce_rounds: int = 0
+    seconds: float = 0.0
+    stats: dict = field(default_factory=dict)
+
+    def text(self) -> str:
+        return self.answer + ("\n\nSources:\n" + "\n".join(self.sources) if self.sources else "")
+
+
+class Reader:
+    """Map-reduce reading over one document's chunks, through any chat client
+    (ChatClient, or ScriptedModel in tests)."""
+
+    def __init__(self, model: Any, prompts: Any, *, context_tokens: int, count: Callable[[list[str]], list[int]],
+                 concurrency: int = 8, map_max_tokens: int = 256, answer_max_tokens: int = 512,
+                 temperature: float = 0.0, seed: int | None = None, cache: Any = None, model_name: str = "",
+                 progress: Callable[[Progress], None] | None = None, structured: bool = True) -> None:
+        self.model, self.prompts, self.count = model, prompts, count
+        self.context_tokens = context_tokens
+        self.concurrency = max(1, concurrency)
+        self.map_max_tokens, self.answer_max_tokens = map_max_tokens, answer_max_tokens
+        self.temperature, self.seed = temperature, seed
+        self.cache, self.model_name = cache, model_name
+        self.progress = progress or (lambda event: None)
+        self.structured = structured
+        self.requests = self.prompt_tokens = self.completion_tokens = 0
+
+    # --- sizes ----------------------------------------------------------------------------
+
+    def map_overhead(self, question: str, summary: bool = False) -> int:
+        """Tokens of a map request besides the chunk (instructions, question, chat markup)."""
+        msgs = self._map_messages(question, "", "", 1, 1, summary)
+        return sum(self.count([m["content"] for m in msgs])) + 16 * len(msgs)
+
+    def chunk_budget(self, question: str = "x" * 200, summary: bool = False) -> int:
+        """Largest chunk a map request can carry in this context."""
+        return self.context_tokens - self.map_overhead(question, summary) - self.map_max_tokens - 32
+
+    def estimate(self, chunks: list[Chunk], question: str, summary: bool = False) -> Estimate:
+        doc_tokens = sum(c.tokens for c in chunks)
+        overhead = self.map_overhead(question, summary)
+        return Estimate(len(chunks), doc_tokens, doc_tokens + overhead * len(chunks),
+                        self.map_max_tokens * len(chunks) + self.answer_max_tokens * 2)
+
+    # --- public -----------------------------------------------------------------------------
+
+    async def answer(self, doc: Document, chunks: list[Chunk], question: str) -> ReadResult:
+        return await self._read(doc, chunks, question, summary=False)
+
+    async def summarize(self, doc: Document, chunks: list[Chunk], focus: str = "") -> ReadResult:
+        return await self._read(doc, chunks, focus, summary=True)
+
+    # --- map --------------------------------------------------------------------------------
+
+    async def _read(self, doc: Document, chunks: list[Chunk], question: str, summary: bool) -> ReadResult:
+        started = time.perf_counter()
+        est = self.estimate(chunks, question, summary)
+        what = "summarising" if summary else "reading"
+        self.progress(Progress("documents", f"{what} all of {doc.title or doc.source}: {est.describe()}", 0.0))
+        findings: list[Finding | None] = [None] * len(chunks)
+        sem = asyncio.Semaphore(self.concurrency)
+        done = relevant = 0
+
+        async def one(c: Chunk) -> None:
+            nonlocal done, relevant
+            async with sem:
+                f = await self._map_one(doc, c, len(chunks), question, summary)
+            findings[c.index] = f
+            done += 1
+            relevant += f.relevant
+            rate = done / max(1e-6, time.perf_counter() - started)
+            eta = (len(chunks) - done) / rate if rate else 0
+            self.progress(Progress("documents", f"read {done}/{len(chunks)} chunks ({relevant} relevant), "
+                                                f"{rate:.1f} chunks/s, ETA {eta:.0f} s", done / len(chunks) * 0.9))
+
+        tasks = [asyncio.ensure_future(one(c)) for c in chunks]
+        try:
+            await asyncio.gather(*tasks)
+        finally:  # cancelled (Ctrl-C, Esc): stop the rest; finished chunks are already cached
+            for t in tasks:
+                t.cancel()
+        got = [f for f in findings if f is not None]
+        useful = [f for f in got if f.relevant and (f.answer.strip() or f.quotes)]
+        if not useful:
+            result = ReadResult(self._nothing_found(doc, question, len(chunks), summary), [], got, len(chunks), 0,
+                                sum(f.cached for f in got))
+        else:
+            answer, rounds = await self._reduce(doc, chunks, useful, question, summary)
+            result = ReadResult(answer, self._sources(doc, chunks, useful, answer), got, len(chunks), len(useful),
+                                sum(f.cached for f in got), reduce_rounds=rounds)
+        result.requests, result.prompt_tokens, result.completion_tokens = self.requests, self.prompt_tokens, self.completion_tokens
+        result.seconds = time.perf_counter() - started
+        self.progress(Progress("documents", f"read {len(chunks)} chunks in {result.seconds:.1f} s "
+                                            f"({result.relevant} relevant, {result.cached} from cache)", 1.0))
+        return result
+
+    def _map_messages(self, question: str, text: str, citation: str, n: int, total: int, summary: bool) -> list[dict]:
+        name = "documents_summarize_map.md.j2" if summary else "documents_map.md.j2"
+        system = self.prompts.render(name, question=question)
+        user = f"Excerpt {n} of {total} ({citation}):\n\n{text}\n\n" + (
+            "Summarise this excerpt." if summary else f"Question: {question}")
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    async def _map_one(self, doc: Document, c: Chunk, total: int, question: str, summary: bool) -> Finding:
+        key = None
+        if self.cache is not None:
+            key = self.cache.key(doc.sha256, c, question, summary, self.model_name, self._prompt_version(summary))
+            hit = self.cache.get(key)
+            if hit is not None:
+                return Finding(c.index, hit["relevant"], hit["answer"], tuple(hit["quotes"]), True,
+                               tuple(hit.get("pages", ())))
+        messages = self._map_messages(question, c.text, c.citation(), c.index + 1, total, summary)
+        if summary:
+            reply = await self._ask(messages, self.map_max_tokens)
+            finding = Finding(c.index, bool(reply.strip()), reply.strip())
+        else:
+            finding = await self._map_question(messages, c, doc)
+        if self.cache is not None:
+            self.cache.put(key, {"relevant": finding.relevant, "answer": finding.answer, "quotes": list(finding.quotes),
+                                 "pages": list(finding.pages)})
+        return finding
+
+    async def _map_question(self, messages: list[dict], c: Chunk, doc: Document) -> Finding:
+        extra = None
+        if self.structured:
+            extra = {"response_format": {"type": "json_schema",
+                                         "json_schema": {"name": "finding", "schema": FINDING_SCHEMA, "strict": True}}}
+        try:
+            reply = await self._ask(messages, self.map_max_tokens, extra)
+        except Exception as exc:  # a server without structured output: ask for the JSON in words
+            from assistant.errors import RequestRejected
+
+            if not (self.structured and isinstance(exc, RequestRejected)):
+                raise
+            self.structured = False
+            reply = await self._ask(messages, self.map_max_tokens)
+        relevant, answer, quotes = parse_finding(reply)
+        spans = [(q, quote_span(q, c.text)) for q in quotes]
+        verified = tuple(q for q, span in spans if span)
+        pages = sorted({p for _, span in spans if span for p in _pages_at(doc, c.start + span[0], c.start + span[1])})
+        # A claim of relevance with neither an answer nor a verifiable quote carries nothing.
+        return Finding(c.index, relevant and bool(answer or verified), answer, verified, pages=tuple(pages))
+
+    def _prompt_version(self, summary: bool) -> str:
+        name = "documents_summarize_map.md.j2" if summary else "documents_map.md.j2"
+        return self.prompts.render(name, question="{q}")
+
+    async def _ask(self, messages: list[dict], max_tokens: int, extra: dict | None = None) -> str:
+        kwargs: dict[str, Any] = {"temperature": self.temperature, "max_tokens": max_tokens}
+        if self.seed is not None:
+            kwargs["seed"] = self.seed
+        if extra:
+            kwargs["extra"] = extra
+        done = await self.model.chat(messages, **kwargs)
+        self.requests += 1
+        if done.usage:
+            self.prompt_tokens += done.usage.prompt_tokens
+            self.completion_tokens += done.usage.completion_tokens
+        return done.text or ""
+
+    # --- reduce ------------------------------------------------------------------------------
+
+    def _finding_text(self, n: int, f: Finding, chunks: list[Chunk]) -> str:
+        quotes = "".join(f'\n  > "{q}"' for q in f.quotes)
+        return f"[{n}] ({_cite(chunks[f.chunk], f)}) {f.answer.strip()}{quotes}"
+
+    async def _reduce(self, doc: Document, chunks: list[Chunk], useful: list[Finding], question: str,
+                      summary: bool) -> tuple[str, int]:
+        numbered = [self._finding_text(n, f, chunks) for n, f in enumerate(useful, 1)]
+        template = "documents_summarize_reduce.md.j2" if summary else "documents_reduce.md.j2"
+        title = doc.title or doc.source
+        fixed = sum(self.count([self.prompts.render(template, question=question, title=title, findings="")])) + 64
+        budget = self.context_tokens - self.answer_max_tokens - fixed
+        rounds = 0
+        while True:
+            rounds += 1
+            counts = self.count(numbered)
+            if sum(counts) + len(numbered) <= budget or len(numbered) == 1:
+                system = self.prompts.render(template, question=question, title=title, findings="\n".join(numbered))
+                final = await self._ask([{"role": "system", "content": system},
+                                         {"role": "user", "content": question or "Summarise the document."}],
+                                        self.answer_max_tokens)
+                return final.strip(), rounds
+            # Too many findings for one request: combine neighbours in groups, keeping their [n] labels.
+            groups, cur, size = [], [], 0
+            for text, tokens in zip(numbered, counts):
+                tokens = min(tokens, budget)
+                if cur and size + tokens > budget:
+                    groups.append(cur)
+                    cur, size = [], 0
+                cur.append(text if tokens < budget else text[: len(text) * budget // max(1, tokens + 1)])
+                size += tokens
+            groups.append(cur)
+            self.progress(Progress("documents", f"combining {len(numbered)} findings in {len(groups)} groups", 0.92))
+            merged = await asyncio.gather(*(self._merge(g, question, summary) for g in groups))
+            if len(merged) >= len(numbered):  # no progress possible (each finding alone is too big)
+                numbered = [m[: max(200, len(m) // 2)] for m in merged]
+            else:
+                numbered = merged
+
+    async def _merge(self, group: list[str], question: str, summary: bool) -> str:
+        system = self.prompts.render("documents_merge.md.j2", question=question, summary=summary,
+                                     findings="\n".join(group))
+        labels = " ".join(dict.fromkeys(re.findall(r"^\[\d+\]", "\n".join(group), flags=re.M)))
+        merged = await self._ask([{"role": "system", "content": system},
+                                  {"role": "user", "content": "Combine these notes."}], self.map_max_tokens * 2)
+        # The merged note keeps the numbers it came from, so the final answer can still cite them.
+        return f"{labels} {merged.strip()}"
+
+    def _sources(self, doc: Document, chunks: list[Chunk], useful: list[Finding], answer: str) -> list[str]:
+        cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
+        name = doc.source.rsplit("/", 1)[-1]
+        lines = []
+        for n, f in enumerate(useful, 1):
+            if not cited or n in cited:
+                lines.append(f"[{n}] {_cite(chunks[f.chunk], f, name)}")
+        return lines
+
+    def _nothing_found(self, doc: Document, question: str, n: int, summary: bool) -> str:
+        name = doc.title or doc.source
+        if summary:
+            return f"No part of {name} produced a summary ({n} chunks read)."
+        return (f"I read all {n} parts of {name} and none of them answers: {question.strip()} "
+                "The document does not seem to cover it.")
+
+
+def parse_finding(reply: str) -> tuple[bool, str, list[str]]:
+    """(relevant, answer, quotes) from a map reply: the JSON object, or plain words as a fallback."""
+    text = reply.strip()
+    m = re.search(r"\{.*\}", text, flags=re.S)
+    if m:
+        try:
+            data = json.loads(m.group(0))
+            if isinstance(data, dict):
+                quotes = data.get("quotes") or []
+                if isinstance(quotes, str):
+                    quotes = [quotes]
+                return bool(data.get("relevant")), str(data.get("answer") or "").strip(), [str(q) for q in quotes]
+        except json.JSONDecodeError:
+            pass
+    if not text or re.match(r"^\W*(not relevant|irrelevant|no relevant|none)\b", text, flags=re.I):
+        return False, "", []
+    return True, text, []
+
+
+def quote_span(quote: str, text: str) -> tuple[int, int] | None:
+    """Where `quote` occurs in `text`, ignoring case and whitespace differences; None if it does not."""
+    words = quote.strip().strip("\"'“”‘’").rstrip(".…").split()
+    if len(" ".join(words)) < 8:
+        return None
+    m = re.search(r"\s+".join(map(re.escape, words)), text, flags=re.I)
+    return (m.start(), m.end()) if m else None
+
+
+def quote_in(quote: str, text: str) -> bool:
+    return quote_span(quote, text) is not None
+
+
+def _pages_at(doc: Document, start: int, end: int) -> list[int]:
+    import bisect
+
+    starts = [b.start for b in doc.blocks]
+    first = max(0, bisect.bisect_right(starts, start) - 1)
+    last = max(0, bisect.bisect_right(starts, max(start, end - 1)) - 1)
+    return [b.page for b in doc.blocks[first:last + 1] if b.page is not None]
+
+
+def _cite(chunk: Chunk, f: Finding, source: str = "") -> str:
+    """The chunk's citation, narrowed to the pages its verified quotes are on."""
+    if not f.pages:
+        return chunk.citation(source)
+    pages = str(f.pages[0]) if len(f.pages) == 1 else f"{f.pages[0]}-{f.pages[-1]}"
+    parts = [source] if source else []
+    parts.append(f"p. {pages}")
+    if chunk.section:
+        parts.append(f"§ {chunk.section}")
+    return " ".join(parts)

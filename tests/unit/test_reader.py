@@ -1,0 +1,186 @@
+"""Map-reduce reading of a long document against the scripted model: every chunk is read,
+citations point at the right page, partial answers are cached and a cancelled read resumes."""
+
+import asyncio
+import json
+
+import pytest
+
+from assistant.dialogue.prompts import default_library
+from assistant.documents.chunking import chunk_document
+from assistant.documents.model import Block, Document, with_offsets
+from assistant.documents.tokens import ratio_counter
+from assistant.errors import RequestRejected
+from assistant.testing import ScriptedModel
+from assistant_plugins.documents import Documents
+from assistant_plugins.documents.cache import MapCache
+from assistant_plugins.documents.reader import Reader, parse_finding, quote_in
+
+count = ratio_counter(4.0, margin=1.0)
+NEEDLE = "The warranty on the Model K kettle lasts seven years from the date of purchase."
+
+
+def long_doc(pages=120, needle_page=37):
+    blocks = []
+    for p in range(1, pages + 1):
+        text = " ".join(f"Page {p} filler sentence {i} about boilers, valves and thermostats." for i in range(6))
+        if p == needle_page:
+            text += " " + NEEDLE
+        blocks.append(Block(text, page=p, section=f"Chapter {(p - 1) // 20 + 1}"))
+    return Document("manual.pdf", "pdf", "sha-manual", with_offsets(blocks), title="Kettle manual", pages=pages)
+
+
+def prompts():
+    return default_library(None, [Documents.prompts_dir])
+
+
+def responder(messages, tools):
+    system, user = messages[0]["content"], messages[-1]["content"]
+    if "Notes:" in system:  # reduce
+        return "The warranty lasts seven years [1]."
+    excerpt = user.split("\n\nQuestion:")[0]
+    if "warranty" in excerpt and "Excerpt" in user:
+        return json.dumps({"relevant": True, "answer": "Seven years.", "quotes": [NEEDLE, "a quote not in the text at all"]})
+    return json.dumps({"relevant": False, "answer": "", "quotes": []})
+
+
+class SlowModel(ScriptedModel):
+    """Each request takes a little while, as over HTTP, so other tasks run in between."""
+
+    async def chat(self, messages, **kwargs):
+        await asyncio.sleep(0.002)
+        return await super().chat(messages, **kwargs)
+
+
+def reader(model, **kw):
+    return Reader(model, prompts(), context_tokens=kw.pop("context", 1024), count=count, **kw)
+
+
+async def test_reads_every_chunk_and_cites_the_page():
+    doc = long_doc()
+    chunks = chunk_document(doc, count, max_tokens=500, overlap=40)
+    assert len(chunks) >= 30
+    model = ScriptedModel(responder=responder)
+    events = []
+    result = await reader(model, progress=events.append, concurrency=4).answer(doc, chunks, "How long is the warranty?")
+    maps = [r for r in model.requests if "Excerpt" in r["messages"][-1]["content"]]
+    assert len(maps) == len(chunks)  # read everything, not top-k
+    assert all(r["extra"]["response_format"]["type"] == "json_schema" for r in maps)
+    assert result.relevant >= 1 and result.answer.startswith("The warranty lasts seven years")
+    assert result.sources and "manual.pdf p. 37" in result.sources[0]
+    reduce_system = model.requests[-1]["messages"][0]["content"]
+    assert NEEDLE in reduce_system and "a quote not in the text" not in reduce_system  # only verbatim quotes
+    assert "chunks" in events[0].message and "prompt tokens" in events[0].message  # the estimate comes first
+    assert events[-1].fraction == 1.0
+    # the shared instructions + question come before the chunk (prefix caching)
+    first = maps[0]["messages"]
+    assert "How long is the warranty?" in first[0]["content"]
+
+
+async def test_cache_makes_a_repeated_question_free_and_resumes_a_cancelled_read(tmp_path):
+    doc = long_doc()
+    chunks = chunk_document(doc, count, max_tokens=500)
+    cache = MapCache(tmp_path / "cache.sqlite")
+    slow_started = asyncio.Event()
+
+    async def run(model):
+        return await reader(model, cache=cache, model_name="m", concurrency=2).answer(doc, chunks, "How long is the warranty?")
+
+    # A read cancelled part-way keeps what it finished.
+    calls = 0
+
+    def counting(messages, tools):
+        nonlocal calls
+        calls += 1
+        if calls == 10:
+            slow_started.set()
+        return responder(messages, tools)
+
+    model = SlowModel(responder=counting)
+    task = asyncio.ensure_future(run(model))
+    await slow_started.wait()
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    finished = cache.db.execute("SELECT count(*) FROM findings").fetchone()[0]
+    assert 5 <= finished < len(chunks)
+
+    model2 = ScriptedModel(responder=responder)
+    result = await run(model2)
+    maps2 = [r for r in model2.requests if "Excerpt" in r["messages"][-1]["content"]]
+    assert len(maps2) == len(chunks) - finished and result.cached == finished
+    model3 = ScriptedModel(responder=responder)
+    again = await run(model3)
+    assert len(model3.requests) == 1 and again.answer == result.answer  # only the reduce
+
+
+async def test_nothing_relevant_says_so_without_asking_the_model_to_guess():
+    doc = long_doc(pages=30, needle_page=999)
+    chunks = chunk_document(doc, count, max_tokens=400)
+    model = ScriptedModel(responder=responder)
+    result = await reader(model).answer(doc, chunks, "How long is the warranty?")
+    assert len(model.requests) == len(chunks)
+    assert result.relevant == 0 and "none of them answers" in result.answer and not result.sources
+
+
+async def test_hierarchical_reduce_when_findings_overflow_the_context():
+    doc = long_doc(pages=80)
+    chunks = chunk_document(doc, count, max_tokens=300)
+
+    def everything_relevant(messages, tools):
+        system, user = messages[0]["content"], messages[-1]["content"]
+        if "Combine these" in system:
+            return "Merged note about valves. " * 5
+        if "Notes:" in system:
+            return "Valves everywhere [3][40]."
+        quote = user.split("\n\n")[1].split(". ")[0] + "."
+        return json.dumps({"relevant": True, "answer": "This part talks about valves at length. " * 6, "quotes": [quote]})
+
+    model = ScriptedModel(responder=everything_relevant)
+    result = await reader(model, context=1024, answer_max_tokens=128).answer(doc, chunks, "What about valves?")
+    merges = [r for r in model.requests if "Combine these" in r["messages"][0]["content"]]
+    assert result.reduce_rounds >= 2 and merges
+    final_system = model.requests[-1]["messages"][0]["content"]
+    assert sum(count([final_system])) < 1024
+    assert "[3]" in final_system  # merged notes keep the finding numbers they came from
+    assert [s.split("]")[0] for s in result.sources] == ["[3", "[40"]
+
+
+async def test_servers_without_structured_output_fall_back_to_plain_json():
+    doc = long_doc(pages=10, needle_page=3)
+    chunks = chunk_document(doc, count, max_tokens=400)
+
+    def picky(messages, tools):
+        return responder(messages, tools)
+
+    model = ScriptedModel(RequestRejected("unknown field response_format"), responder=picky)
+    result = await reader(model, concurrency=1).answer(doc, chunks, "How long is the warranty?")
+    assert result.relevant == 1
+    assert all("extra" not in r for r in model.requests[1:])
+
+
+async def test_summary_reads_every_chunk_and_combines_in_order():
+    doc = long_doc(pages=40)
+    chunks = chunk_document(doc, count, max_tokens=500)
+
+    def summarise(messages, tools):
+        user = messages[-1]["content"]
+        if user.startswith("Excerpt"):
+            return f"Part {user.split()[1]} covers boilers."
+        return "The manual covers boilers [1][2]."
+
+    model = ScriptedModel(responder=summarise)
+    result = await reader(model).summarize(doc, chunks)
+    assert len(model.requests) == len(chunks) + 1
+    final = model.requests[-1]["messages"][0]["content"]
+    assert final.index("Part 1 covers") < final.index("Part 2 covers")
+    assert result.answer == "The manual covers boilers [1][2]."
+
+
+def test_parse_finding_and_quote_check():
+    assert parse_finding('{"relevant": true, "answer": "x", "quotes": "q"}') == (True, "x", ["q"])
+    assert parse_finding("Not relevant.") == (False, "", [])
+    assert parse_finding("It says 7 years.") == (True, "It says 7 years.", [])
+    assert quote_in("the  WARRANTY on the model k kettle", NEEDLE)
+    assert not quote_in("short", NEEDLE)
