@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ask.add_argument("--session", metavar="ID", help="continue a saved session (an id or unique prefix)")
     ask.add_argument("--no-save", action="store_true", help="do not save this conversation")
+    ask.add_argument(
+        "--read", choices=("auto", "inline", "read-all", "retrieve"),
+        help="how attached documents reach the model: whole text, every chunk read (map-reduce), or "
+        "the closest passages (default: plugins.documents.mode, 'auto')",
+    )
     ask.add_argument("--tool", metavar="NAME", help="make the model call this tool first (e.g. utilities_calculate)")
     ask.add_argument("-s", "--system", help="system prompt")
     ask.add_argument("--json", action="store_true", help="print one JSON object with answer, usage and timings")
@@ -103,6 +108,8 @@ def _settings(args: argparse.Namespace):
     from .settings import load_settings, parse_assignments
 
     overrides = parse_assignments(getattr(args, "set", []) or [])
+    if getattr(args, "read", None):
+        overrides.setdefault("plugins", {}).setdefault("documents", {})["mode"] = args.read
     model = overrides.setdefault("model", {})
     pairs = [("model", "name"), ("base_url", "base_url")]
     if getattr(args, "command", None) == "ask":  # other commands' --seed/--temperature mean other things

@@ -281,7 +281,8 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, dict[str, Any]]:
-    """`--set section.key=value` flags. Values are parsed as TOML when they can be."""
+    """`--set section.key=value` flags (`plugins.NAME.key=value` for a plugin's setting).
+    Values are parsed as TOML when they can be."""
     out: dict[str, dict[str, Any]] = {}
     for pair in pairs:
         dotted, eq, raw = pair.partition("=")
@@ -292,7 +293,11 @@ def parse_assignments(pairs: list[str]) -> dict[str, dict[str, Any]]:
             value: Any = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw
-        out.setdefault(section, {})[key] = value
+        plugin, dot, option = key.partition(".")
+        if section == "plugins" and dot:
+            out.setdefault(section, {}).setdefault(plugin, {})[option] = value
+        else:
+            out.setdefault(section, {})[key] = value
     return out
 
 

@@ -148,8 +148,22 @@ class ChatBackend:
             return "deny"
         return await self.approver(request)
 
+    read_mode: str | None = None  # /read: how attached documents reach the model (None: the setting)
+
+    def _apply_read_mode(self) -> None:
+        plugin = self.dialogue.registry.plugins.get("documents")
+        if plugin is not None and self.read_mode and plugin.settings.mode != self.read_mode:
+            plugin.settings = plugin.settings.model_copy(update={"mode": self.read_mode})
+
+    def current_read_mode(self) -> str:
+        if self.read_mode:
+            return self.read_mode
+        plugin = self._dialogue.registry.plugins.get("documents") if self._dialogue is not None else None
+        return plugin.settings.mode if plugin is not None else "auto"
+
     async def turn(self, text: str, attachments: Sequence[Any] = ()) -> AsyncIterator[Any]:
         await self.ensure_ready()
+        self._apply_read_mode()
         async for event in self.dialogue.turn(text, list(attachments)):
             yield event
 

@@ -48,7 +48,7 @@ def wants_summary(text: str) -> bool:
 class Documents(Plugin):
     name = "documents"
     description = "Read long documents whole (map-reduce with citations) or retrieve from them"
-    consumes = frozenset({"document"})
+    consumes = frozenset({"document", "text"})  # long text too: inline only when it fits
     Settings = DocumentsSettings
     prompts_dir = Path(__file__).parent / "prompts"
 

@@ -52,6 +52,7 @@ class Finding:
     quotes: tuple[str, ...] = ()
     cached: bool = False
     pages: tuple[int, ...] = ()  # pages the verified quotes are on: a citation narrower than the chunk's
+    error: str = ""  # the chunk could not be read (after one retry)
 
 
 @dataclass(frozen=True)
@@ -139,10 +140,21 @@ class Reader:
         sem = asyncio.Semaphore(self.concurrency)
         done = relevant = 0
 
+        errors: list[BaseException] = []
+
         async def one(c: Chunk) -> None:
             nonlocal done, relevant
+            from assistant.errors import ModelError
+
             async with sem:
-                f = await self._map_one(doc, c, len(chunks), question, summary)
+                for attempt in (1, 2):
+                    try:
+                        f = await self._map_one(doc, c, len(chunks), question, summary)
+                        break
+                    except ModelError as exc:  # one bad chunk (a dropped stream, a 500) does not sink the read
+                        if attempt == 2:
+                            errors.append(exc)
+                            f = Finding(c.index, False, "", error=str(exc))
             findings[c.index] = f
             done += 1
             relevant += f.relevant
@@ -158,6 +170,9 @@ class Reader:
             for t in tasks:
                 t.cancel()
         got = [f for f in findings if f is not None]
+        failed = [f for f in got if f.error]
+        if errors and len(failed) == len(got):
+            raise errors[0]
         useful = [f for f in got if f.relevant and (f.answer.strip() or f.quotes)]
         if not useful:
             result = ReadResult(self._nothing_found(doc, question, len(chunks), summary), [], got, len(chunks), 0,
@@ -168,6 +183,11 @@ class Reader:
                                 sum(f.cached for f in got), reduce_rounds=rounds)
         result.requests, result.prompt_tokens, result.completion_tokens = self.requests, self.prompt_tokens, self.completion_tokens
         result.seconds = time.perf_counter() - started
+        if failed:
+            pages = ", ".join(chunks[f.chunk].citation() for f in failed[:5])
+            result.answer += (f"\n\n(Note: {len(failed)} of {len(chunks)} parts could not be read ({pages}"
+                              f"{', ...' if len(failed) > 5 else ''}): {failed[0].error})")
+        result.stats["failed"] = len(failed)
         self.progress(Progress("documents", f"read {len(chunks)} chunks in {result.seconds:.1f} s "
                                             f"({result.relevant} relevant, {result.cached} from cache)", 1.0))
         return result
@@ -305,6 +325,8 @@ class Reader:
 def parse_finding(reply: str) -> tuple[bool, str, list[str]]:
     """(relevant, answer, quotes) from a map reply: the JSON object, or plain words as a fallback."""
     text = reply.strip()
+    if text.startswith("{") and not text.endswith("}"):
+        return False, "", []  # cut off at the token limit: nothing usable
     m = re.search(r"\{.*\}", text, flags=re.S)
     if m:
         try:

@@ -184,3 +184,22 @@ def test_parse_finding_and_quote_check():
     assert parse_finding("It says 7 years.") == (True, "It says 7 years.", [])
     assert quote_in("the  WARRANTY on the model k kettle", NEEDLE)
     assert not quote_in("short", NEEDLE)
+
+
+async def test_a_chunk_that_fails_twice_is_reported_not_fatal():
+    from assistant.errors import ServerError
+
+    doc = long_doc(pages=12, needle_page=2)
+    chunks = chunk_document(doc, count, max_tokens=400)
+    failing = {1}
+
+    def flaky(messages, tools):
+        if "Excerpt 2 of" in messages[-1]["content"] and failing:
+            return ServerError("engine hiccup")
+        return responder(messages, tools)
+
+    model = ScriptedModel(responder=flaky)
+    result = await reader(model, concurrency=1).answer(doc, chunks, "How long is the warranty?")
+    assert result.stats["failed"] == 1 and "1 of" in result.answer and "engine hiccup" in result.answer
+    assert result.relevant == 1  # the needle on page 2 is in chunk 1
+    assert parse_finding('{"relevant": true, "answer": "cut off') == (False, "", [])

@@ -47,7 +47,13 @@ HELP = (
     "Enter sends · Esc cancels the answer · /attach PATH (or paste a file's path) adds a file · "
     "F2 saved sessions · ctrl+p every command · /help"
 )
-SLASH_HELP = "/attach PATH · /new · /clear · /copy · /export · /rename · /delete · /sessions · /voice"
+SLASH_HELP = "/attach PATH · /read auto|inline|read-all|retrieve · /new · /clear · /copy · /export · /rename · /delete · /sessions · /voice"
+_READ_MODES = {
+    "auto": "whole text when it fits, else every part read, else the closest passages",
+    "inline": "the whole text goes into the prompt",
+    "read-all": "every part is read for your question and the findings combined, with citations",
+    "retrieve": "only the passages closest to your question are given to the model",
+}
 
 
 class _AnswerStream:
@@ -222,6 +228,19 @@ class ChatScreen(SessionActions, Screen):
                 return False
             path = pasted_path(arg) or Path(arg).expanduser()
             return await self.attach_path(path)
+        if name == "/read":
+            modes = ("auto", "inline", "read-all", "retrieve")
+            mode = {"all": "read-all"}.get(arg, arg)
+            if not arg:
+                self.notify(f"documents are read in {self.backend.current_read_mode()!r} mode; "
+                            f"/read {'|'.join(modes)} changes it", markup=False)
+                return True
+            if mode not in modes:
+                self.notify(f"usage: /read {'|'.join(modes)}", severity="warning", markup=False)
+                return False
+            self.backend.read_mode = mode
+            self.notify(f"attached documents: {_READ_MODES[mode]}", title=f"read mode: {mode}", markup=False)
+            return True
         simple = {
             "/new": self.action_new_session,
             "/clear": self.action_clear,
