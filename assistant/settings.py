@@ -270,13 +270,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """ASSISTANT_<SECTION>__<KEY>=value, e.g. ASSISTANT_MODEL__BASE_URL."""
-    out: dict[str, dict[str, str]] = {}
+    """ASSISTANT_<SECTION>__<KEY>=value, e.g. ASSISTANT_MODEL__BASE_URL; a plugin's setting is
+    ASSISTANT_PLUGINS__<NAME>__<KEY>, e.g. ASSISTANT_PLUGINS__KB__CHROMA_URL."""
+    out: dict[str, dict[str, Any]] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
-        section, _, key = name[len(ENV_PREFIX) :].partition("__")
-        out.setdefault(section.lower(), {})[key.lower()] = value
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        plugin, nested, option = key.partition("__")
+        if section == "plugins" and nested:
+            out.setdefault(section, {}).setdefault(plugin, {})[option] = value
+        else:
+            out.setdefault(section, {})[key] = value
     return out
 
 

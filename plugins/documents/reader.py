@@ -173,7 +173,7 @@ class Reader:
         failed = [f for f in got if f.error]
         if errors and len(failed) == len(got):
             raise errors[0]
-        useful = [f for f in got if f.relevant and (f.answer.strip() or f.quotes)]
+        useful = _dedupe([f for f in got if f.relevant and (f.answer.strip() or f.quotes)])
         if not useful:
             result = ReadResult(self._nothing_found(doc, question, len(chunks), summary), [], got, len(chunks), 0,
                                 sum(f.cached for f in got))
@@ -320,6 +320,19 @@ class Reader:
             return f"No part of {name} produced a summary ({n} chunks read)."
         return (f"I read all {n} parts of {name} and none of them answers: {question.strip()} "
                 "The document does not seem to cover it.")
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    """Overlapping chunks find the same sentence twice: keep the first finding of each quote set."""
+    seen: set[str] = set()
+    out = []
+    for f in findings:
+        keys = {" ".join(q.lower().split()) for q in f.quotes}
+        if keys and keys <= seen:
+            continue
+        seen |= keys
+        out.append(f)
+    return out
 
 
 def parse_finding(reply: str) -> tuple[bool, str, list[str]]:
