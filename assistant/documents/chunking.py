@@ -108,7 +108,8 @@ def _fit_units(doc: Document, units: list[Unit], counts: list[int], max_tokens: 
     return units, [min(c, max_tokens) for c in counts]
 
 
-def pack(doc: Document, units: list[Unit], counts: list[int], *, max_tokens: int, overlap: int = 0) -> list[Chunk]:
+def pack(doc: Document, units: list[Unit], counts: list[int], *, max_tokens: int, overlap: int = 0,
+         section_break: float = 0.5) -> list[Chunk]:
     """Greedy packing of counted units into chunks (see the module docstring)."""
     text, blocks = doc.text, doc.blocks
     chunks: list[Chunk] = []
@@ -119,8 +120,8 @@ def pack(doc: Document, units: list[Unit], counts: list[int], *, max_tokens: int
             cost = counts[j] + (_SEPARATOR_TOKENS if j > i else 0)
             if j > i and total + cost > max_tokens:
                 break
-            # A new section starting when the chunk is already half full: break here instead.
-            if j > i and units[j].heading and total >= max_tokens // 2:
+            # A new section starting when the chunk is already `section_break` full: break here.
+            if j > i and units[j].heading and not units[j - 1].heading and total >= max_tokens * section_break:
                 break
             total += cost
             running.append(total)
@@ -141,9 +142,10 @@ def pack(doc: Document, units: list[Unit], counts: list[int], *, max_tokens: int
                             min(pages) if pages else None, max(pages) if pages else None, _section(doc, units[i:j])))
         if j >= len(units):
             break
-        # Overlap: back up over whole sentences (not headings) worth at most `overlap` tokens.
+        # Overlap: back up over whole sentences (not headings) worth at most `overlap` tokens;
+        # none when the next chunk starts a new section.
         k, back = j, 0
-        while overlap and k - 1 > i and not units[k - 1].heading and back + counts[k - 1] <= overlap:
+        while overlap and not units[j].heading and k - 1 > i and not units[k - 1].heading and back + counts[k - 1] <= overlap:
             k -= 1
             back += counts[k] + _SEPARATOR_TOKENS
         while k < j and not units[k].sentence_start:  # do not start mid-sentence
@@ -161,11 +163,14 @@ def _section(doc: Document, units: Sequence[Unit]) -> str:
     return doc.blocks[units[0].block].section if units else ""
 
 
-def chunk_document(doc: Document, count: CountFn, *, max_tokens: int, overlap: int = 0) -> list[Chunk]:
-    """Chunks of at most `max_tokens` (as `count` measures them), `overlap` tokens shared."""
+def chunk_document(doc: Document, count: CountFn, *, max_tokens: int, overlap: int = 0,
+                   section_break: float = 0.5) -> list[Chunk]:
+    """Chunks of at most `max_tokens` (as `count` measures them), `overlap` tokens shared. A
+    heading starts a new chunk when the current one is `section_break` full (0: always)."""
     if max_tokens < 8:
         raise ValueError(f"max_tokens={max_tokens} is too small to chunk with")
     units = split_units(doc)
     counts = count([doc.text[u.start:u.end] for u in units])
     units, counts = _fit_units(doc, units, counts, max_tokens, count)
-    return pack(doc, units, counts, max_tokens=max_tokens, overlap=min(overlap, max_tokens // 2))
+    return pack(doc, units, counts, max_tokens=max_tokens, overlap=min(overlap, max_tokens // 2),
+                section_break=section_break)

@@ -40,6 +40,9 @@ class Embedder:
         self.name = resolve_embedding_model(name)
         try:
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # "Loading weights" bars would garble our own progress line
 
             self.model = SentenceTransformer(self.name, device=device)
         except (OSError, ValueError) as exc:
@@ -47,7 +50,8 @@ class Embedder:
                 f"cannot load the embedding model {name!r}: {exc}",
                 hint="use a local sentence-transformers folder, or 'auto' for the bundled MiniLM",
             ) from exc
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dim())
         self.max_tokens = int(self.model.max_seq_length or 256)
         self._tokenizer = self.model.tokenizer
         self._lock = threading.Lock()

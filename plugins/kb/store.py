@@ -178,8 +178,10 @@ class KnowledgeBase:
         return row
 
     def _ensure_collection(self, name: str) -> sqlite3.Row:
+        from .embed import resolve_embedding_model
+
         row = self._collection_row(check_name(name))
-        model = self.embedder.name
+        model = resolve_embedding_model(self.embedding_model)  # compared without loading the model
         if row is None:
             self._vectors(name, create=True)
             with self.db:
@@ -325,7 +327,8 @@ class KnowledgeBase:
         # Chunks are sized by the embedding model's tokenizer: it truncates at max_seq_length,
         # so a longer chunk's tail would be invisible to vector search.
         size = min(self.chunk_tokens, self.embedder.max_tokens - 8)
-        chunks = chunk_document(doc, self.embedder.count_tokens, max_tokens=size, overlap=self.overlap)
+        # Every heading starts a chunk (section_break=0): a hit then names the section it answers.
+        chunks = chunk_document(doc, self.embedder.count_tokens, max_tokens=size, overlap=self.overlap, section_break=0.0)
         with self.db:
             self.db.execute("INSERT OR IGNORE INTO documents VALUES (?,?,?,?,?,?,0)",
                             (collection, sha, doc.kind, doc.title, doc.pages, len(chunks)))

@@ -96,3 +96,11 @@ def test_tokenizer_counter_from_a_model_folder():
 def test_rejects_tiny_limits():
     with pytest.raises(ValueError):
         chunk_document(make(["a b c"]), wc, max_tokens=4)
+
+
+def test_section_break_zero_starts_every_section_afresh_without_overlap():
+    texts = ["A", para("a", 2), "B", para("b", 2), "C", para("c", 2)]
+    doc = make(texts, sections=["A", "A", "B", "B", "C", "C"], headings={0, 2, 4})
+    chunks = chunk_document(doc, wc, max_tokens=200, overlap=20, section_break=0.0)
+    assert [c.text.split("\n")[0] for c in chunks] == ["A", "B", "C"]
+    assert all(a.end <= b.start for a, b in zip(chunks, chunks[1:]))
