@@ -3,9 +3,11 @@
 # vLLM / Whisper / tmux integration tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# System tools the tests drive: espeak-ng + sox make test speech, tmux runs the real TUI.
+# System tools the tests drive: espeak-ng + sox make test speech, tmux runs the real TUI;
+# debian-faq is a real book in HTML and PDF (/usr/share/doc/debian/FAQ) the document loaders read.
 need=()
 for tool in espeak-ng sox tmux; do command -v "$tool" >/dev/null || need+=("$tool"); done
+[ -f /usr/share/doc/debian/FAQ/debian-faq.en.pdf.gz ] || need+=(debian-faq)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
