@@ -28,9 +28,14 @@ def add_parser(subparsers, common_parent: argparse.ArgumentParser) -> argparse.A
     show = sub.add_parser("show", parents=[common_parent], help="print a session's messages and tool calls")
     show.add_argument("id", help=id_help)
 
-    export = sub.add_parser("export", parents=[common_parent], help="write a session as Markdown or JSON")
+    export = sub.add_parser(
+        "export", parents=[common_parent], help="write a session as Markdown, JSON, or a replayable test scenario"
+    )
     export.add_argument("id", help=id_help)
-    export.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    export.add_argument(
+        "--format", choices=("markdown", "json", "scenario"), default="markdown",
+        help="scenario: a JSON scenario whose scripted replies are the recorded answers (assistant.testing.scenarios)",
+    )
     export.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
     export.add_argument(
         "--embed-attachments", action="store_true", help="json: include attachment bytes (base64), not only hashes"
@@ -129,13 +134,19 @@ def _write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def _cmd_export(store, args) -> int:
-    from .export import export_json, export_markdown
+def _cmd_export(store, args, settings=None) -> int:
+    from .export import export_json, export_markdown, export_scenario
 
     sid = store.resolve(args.id)
     if args.format == "json":
         dump = export_json(store, sid, embed_attachments=args.embed_attachments)
         text = json.dumps(dump, ensure_ascii=False, indent=2) + "\n"
+    elif args.format == "scenario":
+        from ..runtime import load_registry
+
+        # Which plugins the replay needs (nothing is set up: only names are looked at).
+        scenario = export_scenario(store, sid, registry=load_registry(settings) if settings else None)
+        text = json.dumps(scenario, ensure_ascii=False, indent=2) + "\n"
     else:
         text = export_markdown(store, sid)
     if args.out and args.out != "-":
@@ -176,6 +187,8 @@ def run(args: argparse.Namespace, settings) -> int:
     }[args.sessions_command]  # fmt: skip
     store = open_store(settings)
     try:
+        if args.sessions_command == "export":
+            return _cmd_export(store, args, settings)
         return handler(store, args)
     finally:
         store.close()

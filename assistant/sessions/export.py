@@ -1,4 +1,5 @@
-"""A session as a readable Markdown transcript or as a complete, versioned JSON dump."""
+"""A session as a readable Markdown transcript, a complete versioned JSON dump, or a scenario
+(assistant/testing/scenarios.py) that replays it with a scripted model."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 import time
 from typing import Any
 
-from .store import ATTACHMENT_REF, SessionStore
+from .store import ATTACHMENT_REF, SessionStore, text_of
 
 FORMAT = "assistant-session"
 VERSION = 1  # bump when the JSON layout changes incompatibly
@@ -186,3 +187,179 @@ def export_json(store: SessionStore, session_id: str, *, embed_attachments: bool
         "attachments": attachments,
         "usage": store.usage_totals(session_id),
     }
+
+
+# --- a session as a replayable scenario (assistant/testing/scenarios.py) ----------------------
+
+SCENARIO_FORMAT = "assistant-scenario"
+SCENARIO_VERSION = 1
+
+
+def _user_text(store: SessionStore, msg: dict) -> str:
+    """The words the user typed. The dialogue put the text of each file a plugin read (or a
+    short text file) before them, as "[title]\\n<text>" blocks separated by blank lines; those
+    blocks are taken off again (exactly for inline text files, up to the next blank line for
+    plugin output such as a transcript), since replaying the files makes them anew."""
+    content = text_of(msg["content"])
+    for sha in msg["attachments"]:
+        if not content.startswith("["):
+            break
+        info = store.attachment_info(sha) or {}
+        block = None
+        if (info.get("mime") or "").startswith("text/"):
+            try:
+                body = store.attachment_path(sha).read_bytes().decode("utf-8", errors="replace")
+                block = f"[{info.get('filename')}]\n{body}\n\n"
+            except OSError:
+                pass
+        if block and content.startswith(block):
+            content = content[len(block):]
+        else:
+            end = content.find("\n\n")
+            content = content[end + 2:] if end >= 0 else ""
+    return content
+
+
+def _scenario_attachment(store: SessionStore, sha: str, n: int) -> dict:
+    info = store.attachment_info(sha) or {}
+    mime = info.get("mime") or "application/octet-stream"
+    name = info.get("filename") or f"image-{n}{_image_ext(mime)}"
+    try:
+        data = base64.b64encode(store.attachment_path(sha).read_bytes()).decode("ascii")
+    except OSError:
+        data = ""
+    return {"name": name, "base64": data}
+
+
+def _kind(mime: str) -> str:
+    """The attachment kind a stored file was routed as (see dialogue/attachments.py)."""
+    if mime.startswith("image/"):
+        return "image"
+    if mime.startswith("audio/"):
+        return "audio"
+    if mime.startswith("text/") or mime == "application/json":
+        return "text"
+    return "document"
+
+
+def _image_ext(mime: str) -> str:
+    return {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}.get(mime, ".bin")
+
+
+def _arguments(raw: str | None) -> Any:
+    try:
+        value = json.loads(raw or "{}")
+    except ValueError:
+        return raw or ""  # replayed as the same invalid text
+    return value if isinstance(value, dict) else (raw or "")
+
+
+def export_scenario(store: SessionStore, session_id: str, *, registry: Any = None) -> dict:
+    """The session as a scenario whose scripted replies are the recorded assistant messages, so
+    that replaying it makes the same tool calls with the same approval decisions.
+
+    Each user message starts a turn, with its files embedded (base64). Each turn's approval
+    levels and the person's answers are worked out from the recorded decisions. Plugin options
+    are not exported: the replay runs each plugin with its defaults in a fresh folder, so it
+    never touches the databases the conversation used. `registry` (the installed plugins) tells
+    which plugins the replay needs: those of the tools called and those that read the files;
+    without it, the replay loads every installed plugin."""
+    summary = store.get_session(session_id)
+    messages = store.messages(session_id)
+    records = store.tool_calls(session_id)
+    by_message: dict[int, list[dict]] = {}
+    for r in records:
+        by_message.setdefault(r["message_id"], []).append(r)
+    turns: list[dict] = []
+    images = 0
+    for msg in messages:
+        if msg["role"] == "user":
+            attachments = []
+            for sha in msg["attachments"] + msg["inline_attachments"]:
+                images += sha in msg["inline_attachments"]
+                attachments.append(_scenario_attachment(store, sha, len(attachments) + 1))
+            turns.append({"user": _user_text(store, msg), "attachments": attachments, "replies": [], "_records": []})
+        elif msg["role"] == "assistant" and turns:
+            reply: dict[str, Any] = {"text": text_of(msg["content"])}
+            if msg["tool_calls"]:
+                reply["tool_calls"] = [
+                    {"id": c.get("id"), "name": c.get("function", {}).get("name"),
+                     "arguments": _arguments(c.get("function", {}).get("arguments"))}
+                    for c in msg["tool_calls"]
+                ]  # fmt: skip
+                turns[-1]["_records"] += by_message.get(msg["id"], [])
+            turns[-1]["replies"].append(reply if msg["tool_calls"] else reply["text"])
+    plugins: set[str] = set()
+    known = registry is not None and all(r["name"] in registry.tools for r in records)
+    if registry is not None:
+        consumers = registry.consumers()
+        for msg in messages:
+            for sha in msg["attachments"] if msg["role"] == "user" else ():
+                kind = _kind((store.attachment_info(sha) or {}).get("mime", ""))
+                if consumers.get(kind):
+                    plugins.add(consumers[kind][0])
+    answered = _answers(records)
+    for turn in turns:
+        recs = turn.pop("_records")
+        if not turn["attachments"]:
+            del turn["attachments"]
+        approval, answers = _approval_of(recs, answered)
+        if approval:
+            turn["approval"] = approval
+        if answers:
+            turn["approvals"] = answers
+        turn["expect"] = {"tool_calls": [
+            {"name": r["name"], "arguments": _arguments(r["arguments"]), "decision": r["decision"]} for r in recs
+        ]}  # fmt: skip
+        if known:
+            plugins.update(registry.tools[r["name"]].plugin.name for r in recs)
+    scenario: dict[str, Any] = {
+        "format": SCENARIO_FORMAT,
+        "version": SCENARIO_VERSION,
+        "name": summary.title or summary.preview or f"session {summary.id}",
+        "description": f"Exported from session {summary.id} ({_when(summary.created_at)}).",
+        "source_session": summary.id,
+    }
+    if known:
+        scenario["plugins"] = sorted(plugins)
+    if images:
+        scenario["model_accepts_images"] = True
+    scenario["turns"] = turns
+    if summary.marks:
+        scenario["expect"] = {"marks": {key: "*" for key in summary.marks}}
+    return scenario
+
+
+def _answers(records: list[dict]) -> dict[int, str]:
+    """Record id -> what the person answered. An "approved" call was answered "always" when a
+    later call of the same tool was approved without asking ("approved-always")."""
+    out: dict[int, str] = {}
+    for i, r in enumerate(records):
+        if r["decision"] == "denied":
+            out[r["id"]] = "deny"
+        elif r["decision"] == "approved":
+            later = [x["decision"] for x in records[i + 1:] if x["name"] == r["name"]]
+            always = bool(later) and later[0] == "approved-always"
+            out[r["id"]] = "always" if always else "approve"
+    return out
+
+
+def _approval_of(records: list[dict], answers: dict[int, str]) -> tuple[dict, list[str]]:
+    """The [approval] levels and the person's answers that give these recorded decisions."""
+    approval: dict[str, str] = {}
+    asked: list[str] = []
+    for r in records:
+        level = "read_only" if r["risk"] == "read_only" else "side_effects"
+        decision = r["decision"]
+        if decision == "auto":
+            approval[level] = "auto"
+        elif decision == "denied-by-policy":
+            approval.setdefault(level, "deny")
+        elif decision == "approved-by-policy":
+            approval[level], approval["non_interactive"] = "ask", "auto"
+        elif decision in ("approved", "denied", "approved-always"):
+            approval[level] = "ask"
+            if r["id"] in answers:
+                asked.append(answers[r["id"]])
+        # "none": the policy was not reached (unknown tool, invalid arguments).
+    return approval, asked

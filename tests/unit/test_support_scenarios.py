@@ -1,0 +1,228 @@
+"""Scenario tests: every conversation in tests/scenarios/ replayed with the scripted model through
+the real Dialogue, the real plugins and a real session store; the runner's own checks; and
+sessions exported as scenarios that replay to the same tool calls."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.sessions.export import export_scenario
+from assistant.testing.scenarios import (
+    ScenarioError,
+    compare_calls,
+    load_scenario,
+    missing_requirements,
+    run_scenario,
+)
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+FILES = sorted(SCENARIOS.glob("*.json"))
+
+
+def needs_kb(scenario: dict) -> bool:
+    return "faq" in (scenario.get("plugins") or [])
+
+
+def needs_speech(scenario: dict) -> bool:
+    return "speech" in (scenario.get("plugins") or [])
+
+
+@pytest.fixture(scope="module")
+def kb_folder(tmp_path_factory):
+    """One knowledge base for the module: the sample FAQ is ingested once (~15 s), not per scenario."""
+    pytest.importorskip("chromadb", reason="the documents extra is not installed: pip install 'assistant[documents]'")
+    return tmp_path_factory.mktemp("kb")
+
+
+def replay(path_or_scenario, workdir: Path, request, **kw):
+    scenario = load_scenario(path_or_scenario)
+    missing = missing_requirements(scenario)
+    if missing:
+        pytest.skip("; ".join(missing))
+    options = dict(kw.pop("options", {}) or {})
+    if needs_kb(scenario):
+        options["faq"] = {"kb_folder": str(request.getfixturevalue("kb_folder"))}
+    return run_scenario(path_or_scenario, workdir=workdir, options=options, **kw)
+
+
+def test_the_scenarios_cover_what_the_pack_promises():
+    names = {p.stem for p in FILES}
+    assert names >= {
+        "order_lookup_identity", "faq_answered_with_citation", "faq_unknown_handoff", "ticket_denied_by_policy",
+        "ticket_lifecycle_approved", "damaged_item_photo_and_voice", "identity_lockout_handoff",
+    }
+    for path in FILES:
+        scenario = load_scenario(path)
+        assert scenario["name"] and scenario["description"], path
+        assert scenario.get("expect"), f"{path.name} checks no final state"
+
+
+@pytest.mark.parametrize(
+    "path", [pytest.param(p, id=p.stem, marks=[pytest.mark.speech] if needs_speech(json.loads(p.read_text())) else [])
+             for p in FILES],
+)
+def test_scenario_replays_with_the_scripted_model(path, tmp_path, request):
+    run = replay(path, tmp_path, request)
+    run.assert_ok()
+    assert run.turns and all(t.calls for t in run.turns)
+
+
+# --- the runner catches what is wrong -----------------------------------------------------------
+
+
+def base() -> dict:
+    return json.loads((SCENARIOS / "order_lookup_identity.json").read_text())
+
+
+def problems_with(tmp_path, change) -> list[str]:
+    scenario = base()
+    change(scenario)
+    return run_scenario(scenario, workdir=tmp_path).problems
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda s: s["turns"][1]["expect"]["tool_calls"][0].update(decision="denied"), "decision is 'auto', expected 'denied'"),
+    (lambda s: s["turns"][1]["expect"]["tool_calls"][0].update(arguments={"order_id": "A1001"}),
+     "argument order_id is 'A1002', expected 'A1001'"),
+    (lambda s: s["turns"][0]["expect"]["tool_calls"][0]["result_json"].update(verified=True), "result: verified is False"),
+    (lambda s: s["turns"][0]["expect"].update(answer_contains=["Here you go"]), "the answer lacks 'Here you go'"),
+    (lambda s: s["turns"][0]["expect"]["tool_calls"].append({"name": "orders_tracking"}), "expected 2 tool call(s)"),
+    (lambda s: s["expect"]["marks"].update(customer="ben.okafor@example.org"), "mark customer is 'ana.lima@example.com'"),
+    (lambda s: s["expect"]["marks"].update(order=None), "should not be marked order"),
+    (lambda s: s["expect"]["sql"][0].update(rows=[]), "gave [['A1002', 0], ['A1002', 1]], expected []"),
+    (lambda s: s["expect"].update(files=[{"glob": "orders/*.sqlite", "count": 5}]), "2 file(s) match orders/*.sqlite"),
+    (lambda s: s["turns"][0]["replies"].append("one more"), "1 scripted repl(ies) unused"),
+    (lambda s: s["turns"][0]["replies"].pop(), "more model calls than the turn scripts"),
+    (lambda s: s["turns"][0].update(approvals=["approve"]), "approval answers left unused"),
+])
+def test_the_runner_reports_what_does_not_match(tmp_path, change, expected):
+    problems = problems_with(tmp_path, change)
+    assert any(expected in p for p in problems), problems
+
+
+def test_a_failing_run_raises_with_every_problem(tmp_path):
+    scenario = base()
+    scenario["turns"][0]["expect"]["tool_calls"][0]["decision"] = "approved"
+    scenario["expect"]["marks"]["customer"] = "nobody@example.com"
+    with pytest.raises(AssertionError, match=r"2 problem\(s\)"):
+        run_scenario(scenario, workdir=tmp_path).assert_ok()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.update(format="something-else"), "not an assistant-scenario"),
+    (lambda s: s.update(turns=[]), "non-empty list"),
+    (lambda s: s.update(expectations={}), "unknown key(s) expectations"),
+    (lambda s: s["turns"][0].update(reply=[]), "unknown key(s) reply"),
+    (lambda s: s["turns"][0]["expect"]["tool_calls"][0].update(nmae="x"), "unknown key(s) nmae"),
+    (lambda s: s["turns"][0].update(approval={"side_effects": "maybe"}), "approval is"),
+    (lambda s: s["turns"][0].update(approvals=["yes"]), "approvals are"),
+    (lambda s: s["turns"][0]["replies"].insert(0, {"tool_calls": [{"arguments": {}}]}), "a tool call is"),
+    (lambda s: s.update(plugins=["orders", "no_such_plugin"]), "not installed: no_such_plugin"),
+])
+def test_a_malformed_scenario_is_refused_before_it_runs(tmp_path, change, message):
+    scenario = base()
+    change(scenario)
+    with pytest.raises(ScenarioError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run_scenario(scenario, workdir=tmp_path)
+    assert not (tmp_path / "state" / "sessions.db").exists()
+
+
+def test_invalid_json_arguments_are_replayed_as_they_came(tmp_path):
+    scenario = base()
+    scenario["turns"] = [{
+        "user": "Order A1002?",
+        "replies": [{"tool_calls": [{"name": "orders_lookup", "arguments": "{\"order_id\": \"A1002\""}]},
+                    {"tool_calls": [{"name": "orders_lookup", "arguments": {"order_id": "A1002", "email": "ana.lima@example.com"}}]},
+                    "Found it."],
+        "expect": {"tool_calls": [{"name": "orders_lookup", "decision": "none", "error": "not valid JSON"},
+                                  {"name": "orders_lookup", "decision": "auto", "result_json": {"verified": True}}]},
+    }]
+    scenario["expect"] = {"marks": {"customer": "ana.lima@example.com"}}  # the broken call was never a check
+    run_scenario(scenario, workdir=tmp_path).assert_ok()
+
+
+# --- exported sessions replay to the same calls ---------------------------------------------------
+
+
+def registry_for(tmp_path):
+    from assistant.plugin_api.registry import load_plugins
+
+    return load_plugins(data_root=tmp_path / "registry-data")
+
+
+@pytest.mark.parametrize("name", [
+    "ticket_lifecycle_approved", "faq_unknown_handoff", "identity_lockout_handoff",
+    pytest.param("damaged_item_photo_and_voice", marks=pytest.mark.speech),
+])
+def test_an_exported_session_replays_to_the_same_tool_calls(tmp_path, request, name):
+    original = load_scenario(SCENARIOS / f"{name}.json")
+    first = replay(SCENARIOS / f"{name}.json", tmp_path / "first", request)
+    first.assert_ok()
+    with first.open_store() as store:
+        exported = export_scenario(store, first.session_id, registry=registry_for(tmp_path))
+    assert exported["format"] == "assistant-scenario" and exported["source_session"] == first.session_id
+    assert exported["plugins"] == sorted(original["plugins"])
+    assert [t["user"] for t in exported["turns"]] == [t["user"] for t in original["turns"]]
+    exported = json.loads(json.dumps(exported))  # it is plain JSON
+    again = replay(exported, tmp_path / "again", request, options=original.get("options"))
+    again.assert_ok()  # its own expectations: the recorded calls, decisions and marks
+    assert compare_calls(first, again) == []
+    # And the original's checks of the final state hold for the replay too.
+    with_state = copy.deepcopy(exported)
+    with_state["expect"] = {k: v for k, v in original["expect"].items()}
+    replay(with_state, tmp_path / "third", request, options=original.get("options")).assert_ok()
+
+
+def test_export_works_out_approvals_from_the_recorded_decisions(tmp_path):
+    run = run_scenario(SCENARIOS / "ticket_lifecycle_approved.json", workdir=tmp_path).assert_ok()
+    with run.open_store() as store:
+        exported = export_scenario(store, run.session_id)
+    assert "plugins" not in exported  # without the registry: every installed plugin
+    approvals = [(t.get("approval"), t.get("approvals")) for t in exported["turns"]]
+    assert approvals == [
+        ({"read_only": "auto", "side_effects": "deny"}, None),
+        ({"side_effects": "ask"}, ["approve"]),
+        ({"read_only": "auto"}, None),
+        ({"side_effects": "auto"}, None),
+    ]
+    assert exported["expect"] == {"marks": {"customer": "*", "order": "*", "ticket": "*"}}
+
+
+def test_always_answers_are_exported_as_always(tmp_path):
+    scenario = base()
+    scenario["plugins"] = ["tickets"]
+    args = {"subject": "S", "category": "other", "description": "D"}
+    scenario["turns"] = [{
+        "user": "Two tickets please",
+        "approvals": ["always"],
+        "replies": [{"tool_calls": [{"name": "tickets_create", "arguments": args}]},
+                    {"tool_calls": [{"name": "tickets_create", "arguments": {**args, "subject": "T"}}]}, "Done."],
+        "expect": {"tool_calls": [{"name": "tickets_create", "decision": "approved"},
+                                  {"name": "tickets_create", "decision": "approved-always"}]},
+    }]
+    scenario["expect"] = {"marks": {"ticket": "T-1002"}}
+    run = run_scenario(scenario, workdir=tmp_path / "a").assert_ok()
+    with run.open_store() as store:
+        exported = export_scenario(store, run.session_id)
+    assert exported["turns"][0]["approvals"] == ["always"]
+    assert compare_calls(run, run_scenario(exported, workdir=tmp_path / "b").assert_ok()) == []
+
+
+def test_sessions_export_command_writes_a_scenario(tmp_path, monkeypatch, capsys):
+    from assistant.cli import main
+
+    run = run_scenario(SCENARIOS / "order_lookup_identity.json", workdir=tmp_path / "run").assert_ok()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("ASSISTANT_PATHS__STATE_DIR", str(run.state_dir))
+    out = tmp_path / "exported.json"
+    assert main(["sessions", "export", run.session_id[:15], "--format", "scenario", "--out", str(out)]) == 0
+    scenario = json.loads(out.read_text())
+    assert scenario["plugins"] == ["orders"] and len(scenario["turns"]) == 2
+    assert scenario["turns"][1]["expect"]["tool_calls"] == [
+        {"name": "orders_lookup", "arguments": {"order_id": "A1002", "email": "ana.lima@example.com"}, "decision": "auto"}]
+    replayed = run_scenario(out, workdir=tmp_path / "replay").assert_ok()
+    assert compare_calls(run, replayed) == []
