@@ -16,6 +16,7 @@ def load_registry(settings: Settings, *, extra: list[type] = ()):
         folders=[Path(d).expanduser() for d in p.dirs],
         options=p.options,
         disabled=set(p.disabled),
+        enabled=set(p.enabled),
         data_root=settings.paths.state() / "plugins",
         extra=list(extra),
     )

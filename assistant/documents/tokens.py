@@ -3,9 +3,9 @@
 Chunks must fit the served model's context, so they are measured with its own tokenizer:
 - the tokenizer files of a local model folder (the local engine, the bundled model, tests),
   loaded with the `tokenizers` library (fast, no transformers import);
-- else vLLM's `/tokenize` endpoint: a calibration text is tokenized by the server to learn its
-  characters per token, and counts are estimated from that with a safety margin (one HTTP
-  request per sentence would cost more than reading the document);
+- else vLLM's `/tokenize` endpoint: pieces of the document itself are tokenized by the server
+  to learn its characters per token, and counts are estimated from that with a safety margin
+  (one HTTP request per sentence would cost more than reading the document);
 - else (a server without `/tokenize`) a conservative 3 characters per token.
 """
 
@@ -46,14 +46,17 @@ def ratio_counter(chars_per_token: float, margin: float = _MARGIN) -> CountFn:
     return count
 
 
-# Calibration text for servers we can only ask: prose, numbers and punctuation, like documents.
-_SAMPLE = ("The installation guide (version 2.4, updated 12 March 2024) explains how to configure the "
-           "network: set the address to 192.168.1.20/24, restart the service, and check the log at "
-           "/var/log/syslog for errors such as 'connection refused'. ") * 8
+def samples(text: str, n: int = 3, size: int = 4000) -> str:
+    """Pieces from the start, middle and end of a text: what calibration measures."""
+    if len(text) <= n * size:
+        return text
+    step = (len(text) - size) // (n - 1)
+    return "\n".join(text[i * step:i * step + size] for i in range(n))
 
 
-async def served_counter(client: Any) -> CountFn:
-    """The best counter for the model behind `client` (a ChatClient or a test double)."""
+async def served_counter(client: Any, sample: str) -> CountFn:
+    """The best counter for the model behind `client` (a ChatClient or a test double), measured
+    on `sample` (pieces of the document to be counted) when the server has to be asked."""
     config = getattr(client, "config", None)
     folder = getattr(config, "tokenizer_folder", "") if config is not None else ""
     if folder:
@@ -61,11 +64,11 @@ async def served_counter(client: Any) -> CountFn:
         if local:
             return local
     tokenize = getattr(client, "tokenize", None)
-    if tokenize is not None:
+    if tokenize is not None and sample.strip():
         try:
-            n = await tokenize(_SAMPLE)
+            n = await tokenize(sample)
         except Exception:  # noqa: BLE001 - servers other than vLLM have no /tokenize
             n = 0
         if n:
-            return ratio_counter(len(_SAMPLE) / n)
+            return ratio_counter(len(sample) / n)
     return ratio_counter(FALLBACK_CHARS_PER_TOKEN, margin=1.0)

@@ -59,7 +59,7 @@ def _list(registry: Any, as_json: bool) -> int:
     rows = _describe(registry)
     failures = [{"name": f.name, "source": f.source, "error": f.error} for f in registry.failures]
     if as_json:
-        print(json.dumps({"plugins": rows, "failures": failures}, default=str, indent=2))
+        print(json.dumps({"plugins": rows, "failures": failures, "not_enabled": registry.not_enabled}, default=str, indent=2))
         return 0
     for row in rows:
         kinds = f" consumes {', '.join(row['consumes'])}" if row["consumes"] else ""
@@ -70,6 +70,10 @@ def _list(registry: Any, as_json: bool) -> int:
             print(f"  tool {t['name']} ({t['risk']}): {t['description']}")
     for f in failures:
         print(f"FAILED {f['name']} ({f['source']}): {f['error']}")
+    if registry.not_enabled:
+        names = ", ".join(sorted(registry.not_enabled))
+        print(f"installed but not enabled (opt-in): {names}\n  enable with [plugins] enabled = [...] "
+              f"or --set 'plugins.enabled=[\"{sorted(registry.not_enabled)[0]}\"]'")
     if not rows and not failures:
         print("no plugins installed")
     return 0

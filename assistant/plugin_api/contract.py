@@ -121,6 +121,9 @@ class Plugin:
     produces: ClassVar[frozenset[str]] = frozenset()
     Settings: ClassVar[type | None] = None  # a pydantic model for [plugins.NAME]; None = no settings
     prompts_dir: ClassVar[Path | None] = None  # templates this plugin ships (user prompts override them)
+    # Installed but loaded only when named in [plugins] enabled: for tools that belong to one
+    # kind of deployment (the customer-service pack), not to every chat.
+    opt_in: ClassVar[bool] = False
 
     def __init__(self, settings: Any = None, *, data_dir: Path | None = None) -> None:
         self.settings = settings

@@ -37,6 +37,7 @@ class PluginRegistry:
     tools: dict[str, ToolSpec] = field(default_factory=dict)
     failures: list[LoadFailure] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
+    not_enabled: list[str] = field(default_factory=list)  # installed opt-in plugins left out
 
     def add(self, plugin: Plugin, source: str, specs: list[ToolSpec] | None = None) -> None:
         if plugin.name in self.plugins:
@@ -126,6 +127,7 @@ def load_plugins(
     folders: list[Path] = (),
     options: Mapping[str, Mapping[str, Any]] | None = None,
     disabled: set[str] = frozenset(),
+    enabled: set[str] = frozenset(),
     data_root: Path,
     include_entry_points: bool = True,
     extra: list[type[Plugin]] = (),
@@ -136,6 +138,7 @@ def load_plugins(
     candidates = (_entry_points() if include_entry_points else []) + [
         item for folder in folders for item in _folder_plugins(folder)
     ]
+    explicit = {id(cls) for cls in extra}  # classes handed in directly always load
     candidates += [(cls.name, f"class {cls.__module__}.{cls.__qualname__}", cls) for cls in extra]
     for name, source, target in candidates:
         if name in disabled:
@@ -148,13 +151,16 @@ def load_plugins(
                 raise PluginError(f"{source} has no `name`")
             if cls.name in disabled:
                 continue
+            if cls.opt_in and cls.name not in enabled and id(target) not in explicit:
+                registry.not_enabled.append(cls.name)
+                continue
             plugin = _configure(cls, options.get(cls.name, {}), data_root)
             specs = build_tool_specs(plugin)  # schema errors count as load failures
         except Exception as exc:  # noqa: BLE001 - any plugin bug must not take the assistant down
             registry.failures.append(LoadFailure(name, source, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=4)))
             continue
         registry.add(plugin, source, specs)
-    unknown = set(options) - set(registry.plugins) - {f.name for f in registry.failures} - set(disabled)
+    unknown = set(options) - set(registry.plugins) - {f.name for f in registry.failures} - set(disabled) - set(registry.not_enabled)
     for name in sorted(unknown):
         registry.failures.append(LoadFailure(name, "config", f"[plugins.{name}] is configured but no such plugin is installed"))
     return registry

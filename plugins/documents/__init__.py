@@ -81,6 +81,7 @@ class Documents(Plugin):
         from .session import ReadSession
 
         rs = await ReadSession.open(self, ctx)
+        await rs.calibrate(doc)
         mode = self.settings.mode
         doc_tokens = sum(rs.count([b.text for b in doc.blocks])) if doc.blocks else 0
         fits = doc_tokens <= self.settings.inline_fraction * rs.context

@@ -144,12 +144,15 @@ class Reader:
 
         async def one(c: Chunk) -> None:
             nonlocal done, relevant
-            from assistant.errors import ModelError
+            from assistant.errors import ContextTooLong, ModelError
 
             async with sem:
                 for attempt in (1, 2):
                     try:
                         f = await self._map_one(doc, c, len(chunks), question, summary)
+                        break
+                    except ContextTooLong:  # token counts were estimates and this chunk ran over
+                        f = await self._map_halves(doc, c, len(chunks), question, summary)
                         break
                     except ModelError as exc:  # one bad chunk (a dropped stream, a 500) does not sink the read
                         if attempt == 2:
@@ -217,6 +220,18 @@ class Reader:
             self.cache.put(key, {"relevant": finding.relevant, "answer": finding.answer, "quotes": list(finding.quotes),
                                  "pages": list(finding.pages)})
         return finding
+
+    async def _map_halves(self, doc: Document, c: Chunk, total: int, question: str, summary: bool) -> Finding:
+        """Read an over-long chunk as two halves cut at a sentence end, and join what they found."""
+        text = c.text
+        cut = text.rfind(". ", 0, len(text) // 2 + 200)
+        cut = cut + 2 if cut > len(text) // 4 else len(text) // 2
+        halves = [Chunk(c.index, text[:cut], c.start, c.start + cut, c.tokens // 2, c.page_start, c.page_end, c.section),
+                  Chunk(c.index, text[cut:], c.start + cut, c.end, c.tokens // 2, c.page_start, c.page_end, c.section)]
+        found = [await self._map_one(doc, h, total, question, summary) for h in halves]
+        hits = [f for f in found if f.relevant]
+        return Finding(c.index, bool(hits), " ".join(f.answer for f in hits).strip(),
+                       tuple(q for f in hits for q in f.quotes), pages=tuple(sorted({p for f in hits for p in f.pages})))
 
     async def _map_question(self, messages: list[dict], c: Chunk, doc: Document) -> Finding:
         extra = None
@@ -305,13 +320,14 @@ class Reader:
         # The merged note keeps the numbers it came from, so the final answer can still cite them.
         return f"{labels} {merged.strip()}"
 
-    def _sources(self, doc: Document, chunks: list[Chunk], useful: list[Finding], answer: str) -> list[str]:
+    def _sources(self, doc: Document, chunks: list[Chunk], useful: list[Finding], answer: str, limit: int = 12) -> list[str]:
+        """Source lines for the numbers the answer cites (the first few when it cites none)."""
         cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
         name = doc.source.rsplit("/", 1)[-1]
-        lines = []
-        for n, f in enumerate(useful, 1):
-            if not cited or n in cited:
-                lines.append(f"[{n}] {_cite(chunks[f.chunk], f, name)}")
+        picked = [(n, f) for n, f in enumerate(useful, 1) if n in cited] or list(enumerate(useful, 1))
+        lines = [f"[{n}] {_cite(chunks[f.chunk], f, name)}" for n, f in picked[:limit]]
+        if len(picked) > limit:
+            lines.append(f"... and {len(picked) - limit} more")
         return lines
 
     def _nothing_found(self, doc: Document, question: str, n: int, summary: bool) -> str:

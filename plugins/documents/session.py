@@ -26,11 +26,16 @@ class ReadSession:
         context = plugin.settings.context_tokens
         if not context and hasattr(model, "context_length"):
             context = await model.context_length() or 0
-        count = await served_counter(model)
+        count = None  # measured on the document itself: see calibrate()
         name = ""
         if hasattr(model, "model_name"):
             name = await model.model_name()
         return cls(plugin, ctx, context or DEFAULT_CONTEXT, count, name)
+
+    async def calibrate(self, doc) -> None:
+        from assistant.documents.tokens import samples
+
+        self.count = await served_counter(self.ctx.model, samples(doc.text))
 
     def reader(self):
         from .reader import Reader
@@ -42,6 +47,8 @@ class ReadSession:
                       model_name=self.model_name, progress=self.ctx.emit)
 
     async def chunks(self, doc, question: str, summary: bool) -> list[Chunk]:
+        if self.count is None:
+            await self.calibrate(doc)
         s = self.settings
         budget = self.reader().chunk_budget(question or "x" * 200, summary)
         size = min(s.chunk_tokens or s.max_chunk_tokens, budget)

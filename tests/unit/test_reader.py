@@ -203,3 +203,20 @@ async def test_a_chunk_that_fails_twice_is_reported_not_fatal():
     assert result.stats["failed"] == 1 and "1 of" in result.answer and "engine hiccup" in result.answer
     assert result.relevant == 1  # the needle on page 2 is in chunk 1
     assert parse_finding('{"relevant": true, "answer": "cut off') == (False, "", [])
+
+
+async def test_a_chunk_over_the_real_context_is_read_in_halves():
+    from assistant.errors import ContextTooLong
+
+    doc = long_doc(pages=8, needle_page=6)
+    chunks = chunk_document(doc, count, max_tokens=2000)
+    assert len(chunks) == 1  # the whole document in one chunk the server will refuse
+
+    def strict(messages, tools):
+        if len(messages[-1]["content"]) > 2500 and messages[-1]["content"].startswith("Excerpt"):
+            return ContextTooLong("too long")
+        return responder(messages, tools)
+
+    model = ScriptedModel(responder=strict)
+    result = await reader(model, concurrency=1).answer(doc, chunks, "How long is the warranty?")
+    assert result.relevant == 1 and result.sources == ["[1] manual.pdf p. 6 § Chapter 1"]

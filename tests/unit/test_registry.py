@@ -151,3 +151,26 @@ def test_plugins_list_and_doctor_commands(tmp_path, monkeypatch, capsys):
     # A typo in a plugin's table makes doctor fail with the problem named.
     assert main(["plugins", "doctor", "--no-model", "--set", "plugins.notes={foldr='x'}"]) == 2
     assert "foldr" in capsys.readouterr().out
+
+
+def test_opt_in_plugins_load_only_when_enabled(tmp_path):
+    from assistant.plugin_api import Plugin, tool
+    from assistant.plugin_api.registry import load_plugins
+
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "desk.py").write_text(
+        "from assistant.plugin_api import Plugin, tool\n"
+        "class Desk(Plugin):\n"
+        "    name = 'desk'\n"
+        "    opt_in = True\n"
+        "    @tool\n"
+        "    def ping(self) -> str:\n"
+        "        '''Ping.'''\n"
+        "        return 'pong'\n"
+    )
+    off = load_plugins(folders=[folder], data_root=tmp_path, include_entry_points=False,
+                       options={"desk": {}})
+    assert "desk" not in off.plugins and off.not_enabled == ["desk"] and not off.failures
+    on = load_plugins(folders=[folder], data_root=tmp_path, include_entry_points=False, enabled={"desk"})
+    assert "desk_ping" in on.tools
