@@ -104,3 +104,33 @@ def test_mode_from_flags_and_environment():
 def test_render_inline_marks_pages_once():
     text = render_inline(doc(3))
     assert text.count("[p. 2]") == 1 and text.index("[p. 1]") < text.index("[p. 2]") < text.index("[p. 3]")
+
+
+async def test_a_pdf_attachment_is_read_in_a_dialogue_and_cited_by_page(tmp_path):
+    """The whole path: a real PDF attached to a turn, loaded, read chunk by chunk, cited."""
+    from assistant.dialogue.attachments import sniff
+    from assistant.events import AttachmentProcessed, TurnFinished
+    from assistant.testing import make_dialogue
+    from assistant.testing.pdf import make_pdf
+
+    pages = [[" ".join(f"Page {p} line {i} covers couriers, parcels and labels." for i in range(20))]
+             for p in range(1, 61)]
+    pages[44][0] += " " + NEEDLE
+    pdf = tmp_path / "policy.pdf"
+    pdf.write_bytes(make_pdf(pages, title="Returns policy"))
+
+    def answer(messages, tools):
+        user = messages[-1]["content"]
+        if isinstance(user, str) and "Findings from reading all" in user:
+            return "Refunds are paid within 14 days [1] (policy.pdf p. 45)."
+        return responder(messages, tools)
+
+    model = ScriptedModel(responder=answer)
+    dialogue = make_dialogue(Documents, model=model, state_dir=tmp_path / "state",
+                             options={"documents": {"context_tokens": 2048, "mode": "auto"}})
+    events = [e async for e in dialogue.turn("When are refunds paid?", [sniff(pdf)])]
+    processed = next(e for e in events if isinstance(e, AttachmentProcessed))
+    assert processed.handled_by == "documents" and "read all" in processed.title
+    assert "[1] policy.pdf p. 45" in processed.text  # the page of the verified quote, not the chunk's span
+    finished = next(e for e in events if isinstance(e, TurnFinished))
+    assert finished.text.startswith("Refunds are paid within 14 days")
