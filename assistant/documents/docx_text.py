@@ -1,4 +1,6 @@
-"""DOCX into blocks: paragraphs, list items and table rows in order, sections from heading styles, pages from Word's breaks."""
+"""DOCX into blocks: paragraphs, list items and table rows in order, sections from heading styles,
+pages from Word's breaks.
+"""
 
 from __future__ import annotations
 

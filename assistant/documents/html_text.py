@@ -1,4 +1,6 @@
-"""HTML into blocks with the standard library's parser: headings give the section path; navigation, scripts and page chrome are skipped."""
+"""HTML into blocks with the standard library's parser: headings give the section path; navigation,
+scripts and page chrome are skipped.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""PDF into blocks with pypdf: pages, outline sections, repaired word gaps and hyphenation, running headers and footers dropped; encrypted and scanned files refused with what to do."""
+"""PDF into blocks with pypdf: pages, outline sections, repaired word gaps and hyphenation, running
+headers and footers dropped; encrypted and scanned files refused with what to do.
+"""
 
 from __future__ import annotations
 
