@@ -4,33 +4,53 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.machinery
 import importlib.util
 import json
 import signal
 import sys
 import time
+from typing import NamedTuple
 
 from . import errors
 from .errors import AssistantError
 
 
-# Commands that live next to the code they drive; each module has add_parser() and run().
+class Command(NamedTuple):
+    module: str  # has add_parser(subparsers, common) and run(args, settings)
+    help: str  # the line in `assistant --help`; the module itself is only imported when it is used
+
+
+# Commands that live next to the code they drive. This is the one place a command is registered:
+# `assistant --help` lists each with a stub parser, and only the command being run (or asked for
+# --help) has its module imported and its real parser built, so `assistant config path` does not
+# pay for pydantic, asyncio or a plugin package it does not use.
 _COMMAND_MODULES = {
-    "plugins": "assistant.plugin_api.commands",
-    "sessions": "assistant.sessions.cli",
-    "batch": "assistant.batch.cli",
-    "imagine": "assistant_plugins.imagegen.cli",
-    "kb": "assistant_plugins.kb.cli",
-    "chat": "assistant.ui.cli",
+    "plugins": Command("assistant.plugin_api.commands", "list, check and create plugins"),
+    "sessions": Command("assistant.sessions.cli", "saved conversations"),
+    "batch": Command("assistant.batch.cli", "answer a JSONL/CSV file of questions concurrently"),
+    "imagine": Command("assistant_plugins.imagegen.cli", "generate an image from a prompt (the imagegen plugin)"),
+    "kb": Command("assistant_plugins.kb.cli", "knowledge bases: ingest documents, search them"),
+    "chat": Command("assistant.ui.cli", "open the terminal UI (also what `assistant` with no command does)"),
 }
 
 
 def _available_dotted(name: str) -> bool:
-    """Whether a command's module is installed (the speech/imagegen extras are optional)."""
+    """Whether a command's module is installed (the speech/imagegen extras are optional), found
+    without importing it or its parent packages (importlib.util.find_spec would run their
+    __init__, e.g. assistant_plugins.imagegen's)."""
+    top, *rest = name.split(".")
     try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
         return False
+    dotted = top
+    for part in rest:
+        if spec is None or not spec.submodule_search_locations:
+            return False
+        dotted += "." + part
+        spec = importlib.machinery.PathFinder.find_spec(dotted, list(spec.submodule_search_locations))
+    return spec is not None
 
 
 def _common() -> argparse.ArgumentParser:
@@ -46,7 +66,9 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI. Commands from _COMMAND_MODULES get a stub that takes any arguments,
+    except `command`, whose module is imported to add its real parser."""
     common = _common()
     parser = argparse.ArgumentParser(
         prog="assistant",
@@ -92,9 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     msub.add_parser("list", parents=[common], help="presets, the bundled model, and what model.name resolves to")
     msub.add_parser("prepare", parents=[common], help="convert the bundled model now (it is otherwise done on first use)")
 
-    for module in _COMMAND_MODULES.values():
-        if _available_dotted(module):
-            importlib.import_module(module).add_parser(sub, common)
+    for name, cmd in _COMMAND_MODULES.items():
+        if name == command:
+            importlib.import_module(cmd.module).add_parser(sub, common)
+        elif _available_dotted(cmd.module):
+            # Takes whatever follows (main() parses with parse_known_args first), --help included.
+            sub.add_parser(name, help=cmd.help, add_help=False)
 
     config = sub.add_parser("config", parents=[common], help="inspect settings")
     csub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
@@ -225,12 +250,20 @@ def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C so `finally`
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """Two passes: the first (stubs only) finds the command; the second parses with its real parser."""
     parser = build_parser()
+    command = parser.parse_known_args(argv)[0].command
+    if not command and _available_dotted(_COMMAND_MODULES["chat"].module):
+        command, argv = "chat", argv + ["chat"]  # `assistant [--flags]` opens the terminal UI
+    if command in _COMMAND_MODULES:
+        parser = build_parser(command)
+    return parser, parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
-    if not args.command and _available_dotted(_COMMAND_MODULES["chat"]):
-        args = parser.parse_args(argv + ["chat"])  # `assistant [--flags]` opens the terminal UI
+    parser, args = parse(argv)
     if not args.command:
         parser.print_help()
         return errors.EXIT_USAGE
@@ -239,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in handlers:
             return handlers[args.command](args)
-        return importlib.import_module(_COMMAND_MODULES[args.command]).run(args, _settings(args))
+        return importlib.import_module(_COMMAND_MODULES[args.command].module).run(args, _settings(args))
     except AssistantError as exc:
         if getattr(args, "json", False):
             from .ask import error_json

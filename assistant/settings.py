@@ -127,8 +127,50 @@ class ApprovalSettings:
 class PluginsSettings:
     dirs: tuple[str, ...] = _f([], "Folders of extra plugins (each .py file or package is one plugin).")
     disabled: tuple[str, ...] = _f([], "Plugin names not to load.")
+    enabled: tuple[str, ...] = _f(
+        [], "Opt-in plugins to load, e.g. the customer-service pack: [\"orders\", \"faq\", \"tickets\", \"handoff\"]."
+    )
     # Each [plugins.NAME] table: that plugin's settings, validated by the plugin's own model.
     options: dict = field(default_factory=dict, metadata={"doc": "[plugins.NAME] tables: per-plugin settings", "table": True})
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """`assistant batch`'s defaults; its flags (--concurrency, --score, ...) override them."""
+
+    # 8 in flight keeps vLLM's continuous batching busy: its decode steps are shared by every
+    # running sequence, so throughput grows almost linearly at first (bench/bench_batch.py,
+    # SmolLM2 on 2 CPU cores: 0.9 items/s at 1, 3.0 at 4, 5.1 at 8) while 8 queues little enough
+    # that time-to-first-token stays low and an interrupted run drops at most 8 answers.
+    concurrency: int = _f(
+        8,
+        "Items in flight at once (--concurrency). 8 keeps vLLM's continuous batching busy on a small "
+        "model; a big GPU model has room for far more (its max_num_seqs): try 32-128.",
+        minimum=1,
+    )
+    score: str = _f(
+        "normalized",
+        "Scoring for items that have 'expected' but no 'match' of their own (--score): exact, normalized "
+        "(lower case, no punctuation or articles), contains, regex, or judge (the model grades the answer).",
+        choices=("exact", "normalized", "contains", "regex", "judge"),
+    )
+    judge_max_tokens: int = _f(
+        32,
+        "Longest verdict the judge may write. It is asked for one word, greedily, on the endpoint that "
+        "answered; a reasoning model that rambles is graded on what it said first.",
+        minimum=1,
+    )
+    max_attempts: int = _f(
+        3, "Tries per item per run (--max-attempts) when endpoints refuse connections, failing over between them.", minimum=1
+    )
+    cooldown: float = _f(
+        30.0,
+        "Seconds an unreachable endpoint is left out before it is tried again, doubling per failure up to "
+        "8x (--cooldown).",
+        minimum=0.01,
+    )
+    retry_failed: bool = _f(True, "On resume, run again the items whose last record is an error (--[no-]retry-failed).")
+    save_sessions: bool = _f(False, "Save each item as a session, as `ask` does (--[no-]save-sessions).")
 
 
 @dataclass(frozen=True)
@@ -150,6 +192,7 @@ class Settings:
     dialogue: DialogueSettings = field(default_factory=DialogueSettings)
     approval: ApprovalSettings = field(default_factory=ApprovalSettings)
     plugins: PluginsSettings = field(default_factory=PluginsSettings)
+    batch: BatchSettings = field(default_factory=BatchSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     sources: tuple[str, ...] = field(default=(), compare=False)
 
@@ -304,6 +347,16 @@ def parse_assignments(pairs: list[str]) -> dict[str, dict[str, Any]]:
         else:
             out.setdefault(section, {})[key] = value
     return out
+
+
+def with_overrides(settings: Settings, data: Mapping[str, Mapping[str, Any]], source: str = "command-line flags") -> Settings:
+    """`settings` with `data` ({section: {key: value}}) on top, checked like any other source:
+    for a command's own flags (e.g. `assistant batch --concurrency`) applied after loading."""
+    data = {section: values for section, values in data.items() if values}
+    if not data:
+        return settings
+    merged = _merge(settings, data, source)
+    return dataclasses.replace(merged, sources=settings.sources) if source in settings.sources else merged
 
 
 def load_settings(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import EXIT_INTERRUPTED, EXIT_MODEL, AssistantError, UsageError
-from ..settings import Settings
+from ..settings import BatchSettings, Settings, with_overrides
 from .inputs import MODES
 
 DESCRIPTION = """\
@@ -49,6 +49,15 @@ exit codes: 0 every item has a successful record, 3 some items failed (see their
 """
 
 
+# Flags left out (None) fall back to the [batch] settings; the help shows the built-in defaults.
+B = BatchSettings()
+_BATCH_FLAGS = ("concurrency", "score", "max_attempts", "cooldown", "retry_failed", "save_sessions")
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "batch", parents=[_without_option(common, "--base-url")], help="answer a JSONL/CSV file of questions concurrently",
@@ -58,9 +67,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
     p.add_argument("-o", "--out", required=True, metavar="OUTPUT", help="JSONL results file; appended to, and resumed from")
     p.add_argument("--format", choices=("jsonl", "csv", "tsv"), help="INPUT's format, when its name does not say")
     p.add_argument(
-        "-c", "--concurrency", type=_positive(int), default=8, metavar="N",
-        help="items in flight at once (default 8: keeps vLLM's continuous batching busy on a small model; "
-        "raise it for a big GPU)",
+        "-c", "--concurrency", type=_positive(int), metavar="N",
+        help=f"items in flight at once (default: batch.concurrency, {B.concurrency}: keeps vLLM's continuous "
+        "batching busy on a small model; raise it for a big GPU)",
     )  # fmt: skip
     p.add_argument(
         "--base-url", dest="base_urls", action="append", default=[], metavar="URL",
@@ -68,14 +77,17 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
         "least busy first. Default: model.base_url, else the local engine",
     )  # fmt: skip
     p.add_argument(
-        "--retry-failed", action=argparse.BooleanOptionalAction, default=True,
-        help="on resume, run again the items whose last record is an error (default: yes)",
+        "--retry-failed", action=argparse.BooleanOptionalAction,
+        help=f"on resume, run again the items whose last record is an error (default: batch.retry_failed, {_yes(B.retry_failed)})",
     )  # fmt: skip
-    p.add_argument("--save-sessions", action="store_true", help="save each item as a session (default: not saved)")
+    p.add_argument(
+        "--save-sessions", action=argparse.BooleanOptionalAction,
+        help=f"save each item as a session (default: batch.save_sessions, {_yes(B.save_sessions)})",
+    )  # fmt: skip
     p.add_argument("-s", "--system", help="system prompt for items without their own 'system'")
     p.add_argument(
-        "--score", choices=MODES, default="normalized",
-        help="scoring for items with 'expected' and no 'match' (default: normalized)",
+        "--score", choices=MODES,
+        help=f"scoring for items with 'expected' and no 'match' (default: batch.score, {B.score})",
     )  # fmt: skip
     p.add_argument("--report", metavar="FILE", help="also write the summary and score table as Markdown")
     p.add_argument("-t", "--temperature", type=float, help="model.temperature for every item (0: greedy)")
@@ -85,8 +97,14 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
         "--extra-body", type=_json_object, metavar="JSON",
         help="fields merged into every chat request, e.g. '{\"ignore_eos\": true, \"top_k\": 1}' (vLLM's extra parameters)",
     )  # fmt: skip
-    p.add_argument("--max-attempts", type=_positive(int), default=3, metavar="N", help="tries per item when endpoints fail to connect (default 3)")
-    p.add_argument("--cooldown", type=_positive(float), default=30.0, metavar="SECONDS", help="how long an unreachable endpoint is left out (default 30, doubling)")
+    p.add_argument(
+        "--max-attempts", type=_positive(int), metavar="N",
+        help=f"tries per item when endpoints fail to connect (default: batch.max_attempts, {B.max_attempts})",
+    )  # fmt: skip
+    p.add_argument(
+        "--cooldown", type=_positive(float), metavar="SECONDS",
+        help=f"how long an unreachable endpoint is left out (default: batch.cooldown, {B.cooldown:g}, doubling)",
+    )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line or per-item notes (the summary is still printed)")
     return p
 
@@ -130,16 +148,14 @@ def _json_object(text: str) -> dict:
 
 
 def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
-    """--temperature/--seed/--max-tokens into settings.model (assistant/cli.py's _settings does
-    the same for these names; doing it here too keeps `python -m assistant.batch.cli` equal)."""
-    changes = {}
-    for attr in ("temperature", "seed", "max_tokens"):
-        value = getattr(args, attr, None)
-        if value is not None:
-            changes[attr] = value
-    if changes.get("temperature", 0) < 0:
-        raise UsageError(f"--temperature must be at least 0; got {changes['temperature']}")
-    return dataclasses.replace(settings, model=dataclasses.replace(settings.model, **changes)) if changes else settings
+    """The command's flags on top of the settings: --temperature/--seed/--max-tokens into [model]
+    (assistant/cli.py's _settings does the same for `ask`), --concurrency, --score, ... into [batch].
+    Checked like every other source (a bad value names the flag's setting)."""
+    model = {a: v for a in ("temperature", "seed", "max_tokens") if (v := getattr(args, a, None)) is not None}
+    if model.get("temperature", 0) < 0:
+        raise UsageError(f"--temperature must be at least 0; got {model['temperature']}")
+    batch = {a: v for a in _BATCH_FLAGS if (v := getattr(args, a, None)) is not None}
+    return with_overrides(settings, {"model": model, "batch": batch})
 
 
 def base_urls(args: argparse.Namespace, settings: Settings) -> list[str]:
@@ -189,9 +205,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     t0 = time.perf_counter()
     stopped: AssistantError | None = None  # the batch could not go on (every endpoint down)
     settings = apply_flags(settings, args)
+    bs = settings.batch
     urls = base_urls(args, settings)
     # Everything that can be wrong with the input fails here, before any engine starts.
-    items = read_items(args.input, fmt=args.format, default_match=args.score)
+    items = read_items(args.input, fmt=args.format, default_match=bs.score)
     progress = BatchProgress(BatchStats(len(items), len(items), 0), quiet=args.quiet)
     results = ResultsFile(args.out).open(lambda msg: print(msg, file=sys.stderr))
     store = None
@@ -199,22 +216,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         registry = load_registry(settings)
         if not args.quiet:
             report_plugin_failures(registry, sys.stderr.write)
-        options = BatchOptions(
-            concurrency=args.concurrency, default_match=args.score, system=args.system,
-            extra_body=args.extra_body, max_attempts=args.max_attempts,
-        )  # fmt: skip
+        options = BatchOptions.from_settings(bs, system=args.system, extra_body=args.extra_body)
         runner = BatchRunner(
-            items, results, settings, options=options, retry_failed=args.retry_failed, registry=registry,
+            items, results, settings, options=options, retry_failed=bs.retry_failed, registry=registry,
             prompts=prompt_library(settings, registry), progress=progress,
         )  # fmt: skip
         if runner.todo:  # nothing left to do: no engine is started
-            store = open_store(settings) if args.save_sessions else None
+            store = open_store(settings) if bs.save_sessions else None
             runner.store = store
             with open_targets(settings, urls, progress) as targets:
                 progress.clear()
                 runner.stats.setup_s = time.perf_counter() - t0
                 try:
-                    asyncio.run(runner.run(Pool(targets, cooldown=args.cooldown)))
+                    asyncio.run(runner.run(Pool(targets, cooldown=bs.cooldown)))
                 except AssistantError as exc:  # reported after the summary of what was done
                     stopped, runner.stats.interrupted = exc, True
     finally:
@@ -222,7 +236,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if store is not None:
             store.close()
     stats = runner.stats
-    rows = score_rows(items, results.records, args.score)
+    rows = score_rows(items, results.records, bs.score)
     progress.clear()
     print(summary(stats, str(results.path)), file=sys.stderr)
     if rows:

@@ -30,12 +30,12 @@ from ..events import (
     TurnFailed,
     TurnFinished,
 )
-from ..settings import Settings
+from ..settings import BatchSettings, Settings
 from .inputs import BatchItem
 from .output import ResultsFile
 from .pool import Pool, Slot
 from .report import BatchProgress, BatchStats
-from .scoring import JUDGE_MAX_TOKENS, is_correct, judge_messages, parse_verdict
+from .scoring import is_correct, judge_messages, parse_verdict
 
 
 class AllEndpointsDown(EngineUnreachable):
@@ -44,16 +44,22 @@ class AllEndpointsDown(EngineUnreachable):
 
 @dataclass(frozen=True)
 class BatchOptions:
-    # 8 in flight keeps vLLM's continuous batching busy: its decode steps are shared by every
-    # running sequence, so throughput grows almost linearly at first (bench/bench_batch.py,
-    # SmolLM2 on 2 CPU cores: 0.9 items/s at 1, 3.0 at 4, 5.1 at 8) while 8 queues little enough
-    # that time-to-first-token stays low and an interrupted run drops at most 8 answers. A big
-    # GPU model has room for far more (vLLM's max_num_seqs): raise --concurrency to 32-128.
-    concurrency: int = 8
-    default_match: str = "normalized"  # --score: for items without their own `match`
+    """One run's options: [batch] settings with the command's flags on top (see from_settings).
+    The defaults are BatchSettings' (why 8 in flight: see there)."""
+
+    concurrency: int = BatchSettings.concurrency
+    default_match: str = BatchSettings.score  # --score: for items without their own `match`
     system: str | None = None  # --system: for items without their own `system`
     extra_body: dict | None = None  # merged into every chat request (e.g. {"ignore_eos": true})
-    max_attempts: int = 3  # per item per run, counting fail-overs to another endpoint
+    max_attempts: int = BatchSettings.max_attempts  # per item per run, counting fail-overs to another endpoint
+    judge_max_tokens: int = BatchSettings.judge_max_tokens
+
+    @classmethod
+    def from_settings(cls, batch: BatchSettings, *, system: str | None = None, extra_body: dict | None = None) -> "BatchOptions":
+        return cls(
+            concurrency=batch.concurrency, default_match=batch.score, system=system, extra_body=extra_body,
+            max_attempts=batch.max_attempts, judge_max_tokens=batch.judge_max_tokens,
+        )  # fmt: skip
 
 
 class _Metered:
@@ -335,7 +341,7 @@ class BatchRunner:
             with self.pool.lease(slot):
                 done = await meter.complete(
                     judge_messages(item.question, item.expected, record["answer"], self.prompts),
-                    temperature=0.0, max_tokens=JUDGE_MAX_TOKENS, seed=None if seed < 0 else seed,
+                    temperature=0.0, max_tokens=self.options.judge_max_tokens, seed=None if seed < 0 else seed,
                 )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - a failed judge call fails the item (retried on resume)
             record["score"] = {"mode": mode, "correct": None, "verdict": None}

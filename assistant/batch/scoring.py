@@ -2,7 +2,8 @@
 
 `expected` is a tuple of alternatives; an answer is correct when it matches any of them.
 The judge mode asks the same engine a strict yes/no question and parses the verdict; its
-prompt is the `judge` template when the prompt library has one, else DEFAULT_JUDGE_TEMPLATE.
+prompt is the `judge` template (prompts/judge.md.j2), which a plugin's or the user's prompts
+folder can replace.
 """
 
 from __future__ import annotations
@@ -10,24 +11,6 @@ from __future__ import annotations
 import re
 import string
 from typing import Any, Sequence
-
-# Greedy and short: the verdict is one word, and a reasoning model that rambles past this is
-# parsed from what it said first (see parse_verdict).
-JUDGE_MAX_TOKENS = 32
-
-# TODO(lead): move this text to prompts/judge.md.j2; a `judge` template in the prompt library
-# (the project's prompts/, a plugin's, or the user's prompts folder) already takes precedence.
-DEFAULT_JUDGE_TEMPLATE = """\
-You are grading an answer against a reference. Decide whether the answer is correct: it states \
-the same fact as the reference answer{% if expected|length > 1 %} (any one of the references \
-counts){% endif %}; wording, length and extra explanation do not matter; an answer that is wrong, \
-contradicts the reference, hedges between options or does not answer is not correct.
-
-Question: {{ question }}
-Reference answer{% if expected|length > 1 %}s{% endif %}: {{ expected | join(" | ") }}
-Answer to grade: {{ answer }}
-
-Reply with exactly one word: yes if the answer is correct, no if it is not."""
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.IGNORECASE)
 _PUNCT = str.maketrans("", "", string.punctuation + "‘’“”«»–—…")
@@ -58,14 +41,12 @@ def is_correct(mode: str, answer: str, expected: Sequence[str]) -> bool:
 
 
 def judge_messages(question: str, expected: Sequence[str], answer: str, prompts: Any = None) -> list[dict]:
-    variables = {"question": question, "expected": list(expected), "answer": answer}
-    if prompts is not None and "judge" in prompts.names():
-        text = prompts.render("judge", **variables)
-    else:
-        import jinja2
+    """The judge request. `prompts`: the run's PromptLibrary (None: the project's prompts only)."""
+    if prompts is None:
+        from ..dialogue.prompts import PromptLibrary, project_prompts_dir
 
-        env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-        text = env.from_string(DEFAULT_JUDGE_TEMPLATE).render(**variables).rstrip()
+        prompts = PromptLibrary([project_prompts_dir()])
+    text = prompts.render("judge", question=question, expected=list(expected), answer=answer)
     return [{"role": "user", "content": text}]
 
 

@@ -20,7 +20,9 @@ import pytest
 from assistant.batch import cli as batch_cli
 from assistant.batch.pool import Target
 from assistant.batch.report import BatchProgress, BatchStats, ScoreRow, score_table
+from assistant.batch.runner import BatchOptions
 from assistant.cli import _common
+from assistant.errors import SettingsError
 from assistant.settings import load_settings
 
 from ..conftest import ROOT
@@ -43,7 +45,10 @@ def test_base_url_repeats_in_batch_and_stays_single_elsewhere():
     p, common = parser()
     args = p.parse_args(["batch", "in.jsonl", "--out", "o.jsonl", "--base-url", "http://a/v1", "--base-url", "http://b/v1,http://c/v1"])
     assert args.base_urls == ["http://a/v1", "http://b/v1,http://c/v1"] and not hasattr(args, "base_url")
-    assert (args.concurrency, args.retry_failed, args.score, args.quiet, args.save_sessions) == (8, True, "normalized", False, False)
+    # Flags not given stay None, so the [batch] settings decide (see test_batch_settings_...).
+    assert (args.concurrency, args.retry_failed, args.score, args.quiet, args.save_sessions) == (None, None, None, False, None)
+    batch = batch_cli.apply_flags(load_settings(environ={}), args).batch
+    assert (batch.concurrency, batch.retry_failed, batch.score, batch.save_sessions) == (8, True, "normalized", False)
     assert p.parse_args(["ask", "--base-url", "http://x/v1", "hi"]).base_url == "http://x/v1"
     assert p.parse_args(["later", "--base-url", "http://y/v1"]).base_url == "http://y/v1"
     assert any("--base-url" in a.option_strings for a in common._actions)  # the shared parent is untouched
@@ -60,6 +65,24 @@ def test_flag_validation():
     assert args.extra_body == {"ignore_eos": True} and (args.temperature, args.seed) == (0.0, 3)
     settings = batch_cli.apply_flags(load_settings(environ={}), args)
     assert (settings.model.temperature, settings.model.seed) == (0.0, 3)
+
+
+def test_batch_settings_come_from_config_and_environment_and_flags_override_them(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[batch]\nscore = "contains"\nmax_attempts = 5\nretry_failed = false\n')
+    settings = load_settings(cfg, environ={"ASSISTANT_BATCH__CONCURRENCY": "3", "ASSISTANT_BATCH__COOLDOWN": "2.5"})
+    p, _ = parser()
+    unflagged = batch_cli.apply_flags(settings, p.parse_args(["batch", "i", "-o", "o"])).batch
+    assert (unflagged.concurrency, unflagged.cooldown, unflagged.score, unflagged.max_attempts) == (3, 2.5, "contains", 5)
+    assert unflagged.retry_failed is False and unflagged.save_sessions is False
+    flags = ["-c", "12", "--cooldown", "1", "--score", "exact", "--max-attempts", "1", "--retry-failed", "--save-sessions"]
+    flagged = batch_cli.apply_flags(settings, p.parse_args(["batch", "i", "-o", "o", *flags])).batch
+    assert (flagged.concurrency, flagged.cooldown, flagged.score, flagged.max_attempts) == (12, 1.0, "exact", 1)
+    assert flagged.retry_failed is True and flagged.save_sessions is True
+    opts = BatchOptions.from_settings(flagged, system="s")
+    assert (opts.concurrency, opts.default_match, opts.max_attempts, opts.system) == (12, "exact", 1, "s")
+    with pytest.raises(SettingsError, match="batch.concurrency"):
+        load_settings(environ={"ASSISTANT_BATCH__CONCURRENCY": "0"})
 
 
 def test_base_urls_from_flags_or_settings():
@@ -130,6 +153,25 @@ def test_failed_items_give_exit_3_and_a_rerun_with_nothing_to_do_starts_no_engin
     fake_targets(monkeypatch, EchoModel())
     assert batch_cli.main([str(inp), "-o", str(env / "out.jsonl")]) == 0
     assert "1 done, 0 failed, 2 skipped" in capsys.readouterr().err
+
+
+def test_concurrency_and_score_from_the_environment_and_the_flag_over_it(env, monkeypatch, capsys):
+    inp = env / "in.jsonl"
+    inp.write_text("".join(json.dumps({"id": f"q{i}", "question": f"question {i}", "expected": f"ANSWER TO QUESTION {i}"}) + "\n" for i in range(6)))
+    monkeypatch.setenv("ASSISTANT_BATCH__CONCURRENCY", "2")
+    monkeypatch.setenv("ASSISTANT_BATCH__SCORE", "exact")
+    model = EchoModel(delay=0.02)
+    fake_targets(monkeypatch, model)
+    assert batch_cli.main([str(inp), "-o", str(env / "a.jsonl"), "-q"]) == 0
+    recs = [json.loads(x) for x in (env / "a.jsonl").read_text().splitlines()]
+    assert model.max_in_flight == 2 and {r["score"]["mode"] for r in recs} == {"exact"}
+    assert not any(r["score"]["correct"] for r in recs)  # exact: the case differs
+    model = EchoModel(delay=0.02)
+    fake_targets(monkeypatch, model)
+    assert batch_cli.main([str(inp), "-o", str(env / "b.jsonl"), "-q", "-c", "3", "--score", "normalized"]) == 0
+    recs = [json.loads(x) for x in (env / "b.jsonl").read_text().splitlines()]
+    assert model.max_in_flight == 3 and all(r["score"] == {"mode": "normalized", "correct": True} for r in recs)
+    capsys.readouterr()
 
 
 def test_bad_input_is_a_usage_error_before_anything_opens(env, monkeypatch, capsys):

@@ -3,7 +3,8 @@
 import pytest
 
 from assistant.batch.scoring import is_correct, judge_messages, normalize, parse_verdict
-from assistant.dialogue.prompts import PromptLibrary
+from assistant.dialogue.prompts import default_library, project_prompts_dir
+from assistant.errors import UsageError
 
 
 def test_normalize_is_squad_like():
@@ -56,13 +57,21 @@ def test_verdict_parsing(reply, verdict):
     assert parse_verdict(reply) is verdict
 
 
-def test_judge_prompt_from_default_template_and_user_override(tmp_path):
-    (msg,) = judge_messages("Capital of France?", ["Paris", "paris"], "Lyon")
+def test_judge_prompt_is_the_project_template_and_a_user_folder_overrides_it(tmp_path):
+    (msg,) = judge_messages("Capital of France?", ["Paris", "paris"], "Lyon")  # no library: the project's prompts/
     assert msg["role"] == "user"
     assert "Question: Capital of France?" in msg["content"] and "Answer to grade: Lyon" in msg["content"]
     assert "Reference answers: Paris | paris" in msg["content"] and msg["content"].endswith("no if it is not.")
+    assert "(any one of the references counts)" in msg["content"] and "{#" not in msg["content"]
+    (single,) = judge_messages("q", ["e"], "a", default_library(tmp_path / "empty"))  # a user folder without one
+    assert "Reference answer: e\n" in single["content"] and "any one of" not in single["content"]
+    assert default_library(tmp_path).source_of("judge") == project_prompts_dir() / "judge.md.j2"
     (tmp_path / "judge.md.j2").write_text("Q={{ question }} E={{ expected|join(',') }} A={{ answer }}\n")
-    (msg,) = judge_messages("q", ["e1", "e2"], "a", PromptLibrary([tmp_path]))
+    (msg,) = judge_messages("q", ["e1", "e2"], "a", default_library(tmp_path))
     assert msg["content"] == "Q=q E=e1,e2 A=a"
-    (msg,) = judge_messages("q", ["e"], "a", PromptLibrary([tmp_path / "empty"]))  # no judge template there
-    assert "Reference answer: e" in msg["content"]
+
+
+def test_a_judge_template_with_an_unknown_variable_is_an_error_naming_it(tmp_path):
+    (tmp_path / "judge.md.j2").write_text("{{ question }} {{ reference }}\n")
+    with pytest.raises(UsageError, match="reference"):
+        judge_messages("q", ["e"], "a", default_library(tmp_path))

@@ -101,3 +101,52 @@ def test_global_flags_without_a_command_open_the_chat_ui_with_them(monkeypatch):
     seen = []
     monkeypatch.setattr(ui_cli, "run", lambda args, settings: seen.append(settings.model.base_url) or 0)
     assert main(["--base-url", "http://127.0.0.1:9/v1"]) == 0 and seen == ["http://127.0.0.1:9/v1"]
+
+
+def test_config_path_imports_no_command_module_nor_pydantic(tmp_path):
+    """Commands are registered lazily: a cheap command does not import the others' modules."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from assistant.cli import main; code = main(['config', 'path']); "
+        "heavy = ('pydantic', 'asyncio', 'assistant_plugins.imagegen', 'assistant.batch', 'assistant.ui', 'httpx'); "
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)), code)"
+    )
+    env = {**__import__("os").environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "[] 0"
+
+
+def test_a_lazy_command_has_its_real_parser_for_help_and_errors(capsys):
+    for command, flag in (("imagine", "--negative"), ("batch", "--concurrency"), ("sessions", "list")):
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0 and flag in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["batch", "in.jsonl"])  # --out is required: the real parser says so
+    assert exc.value.code == 2 and "--out" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", "m", "imagine", "--no-such-flag", "a cat"])
+    assert exc.value.code == 2 and "--no-such-flag" in capsys.readouterr().err
+
+
+def test_every_registered_command_module_exists_and_has_add_parser_and_run():
+    import importlib
+
+    from assistant.cli import _COMMAND_MODULES, _available_dotted, build_parser
+
+    for name, cmd in _COMMAND_MODULES.items():
+        assert _available_dotted(cmd.module), name
+        module = importlib.import_module(cmd.module)
+        assert callable(module.add_parser) and callable(module.run) and cmd.help
+        real, stub = (_subparser(build_parser(c), name) for c in (name, None))
+        assert real.add_help and not stub.add_help  # the stub takes --help on to the real parser
+    assert not _available_dotted("assistant_plugins.no_such_plugin.cli") and not _available_dotted("no_such_pkg.cli")
+
+
+def _subparser(parser, name):
+    import argparse
+
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[name]

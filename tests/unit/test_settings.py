@@ -93,3 +93,19 @@ def test_set_flag_syntax():
     }
     with pytest.raises(SettingsError, match="section.key=value"):
         parse_assignments(["temperature=0"])
+
+
+def test_batch_section_documented_checked_and_from_the_environment():
+    import dataclasses
+
+    from assistant.batch.inputs import MODES
+    from assistant.settings import BatchSettings
+
+    score = next(f for f in dataclasses.fields(BatchSettings) if f.name == "score")
+    assert score.metadata["choices"] == MODES  # the same modes `match` accepts
+    s = load_settings(environ={"ASSISTANT_BATCH__CONCURRENCY": "32", "ASSISTANT_BATCH__SAVE_SESSIONS": "yes"})
+    assert (s.batch.concurrency, s.batch.save_sessions, s.batch.score) == (32, True, "normalized")
+    with pytest.raises(SettingsError, match="one of exact, normalized"):
+        load_settings(environ={"ASSISTANT_BATCH__SCORE": "fuzzy"})
+    with pytest.raises(SettingsError, match="(?s)batch.concurency.*batch.concurrency"):
+        load_settings(overrides={"batch": {"concurency": 2}}, environ={})
