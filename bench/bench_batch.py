@@ -9,7 +9,8 @@ For each concurrency (default 1, 4, 16) the same N prompts go, interleaved in on
 
 and the table reports requests/s and output tokens/s for both and batch/raw (goal: >= 90%),
 plus the client-side CPU time per request of each path (this process only; the engine is
-another process) and the machine's load average around each concurrency level.
+another process), the TCP connections each path opened (at most the concurrency when
+connections are reused) and the machine's load average around each concurrency level.
 
 Fairness, because on 2 CPU cores the engine's speed swings with anything else that runs:
   - the two paths send byte-identical request bodies: checked before the engine starts, by
@@ -56,6 +57,22 @@ TEST_CACHE = ROOT / ".cache" / "test-models"
 EXTRA_BODY = {"ignore_eos": True}
 
 
+class CountingTransport(httpx.AsyncHTTPTransport):
+    """The default transport, counting the TCP connections it opens (a client that leaves a
+    response unread cannot reuse its connection: that shows here as one per request)."""
+
+    opened: set[int]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.opened = set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        self.opened.update(id(c) for c in self._pool.connections)  # private, but this is only a diagnostic
+        return response
+
+
 def prompts(n: int) -> list[str]:
     return [f"Question {i}: write a few sentences about the number {i}." for i in range(n)]
 
@@ -82,12 +99,13 @@ def raw_body(model: str, text: str, max_tokens: int) -> dict:
 
 async def raw_run(
     base_url: str, model: str, texts: list[str], concurrency: int, max_tokens: int, transport: httpx.AsyncBaseTransport | None = None
-) -> tuple[float, int]:
-    """(wall seconds, output tokens) for all prompts as plain streaming requests."""
+) -> tuple[float, int, int]:
+    """(wall seconds, output tokens, connections opened) for all prompts as plain streaming requests."""
     sem = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async with httpx.AsyncClient(timeout=600, limits=limits, transport=transport) as http:
+    counting = CountingTransport(limits=limits)
+    async with httpx.AsyncClient(timeout=600, transport=transport or counting) as http:
 
         async def one(text: str) -> int:
             tokens = 0
@@ -102,31 +120,32 @@ async def raw_run(
 
         t0 = time.perf_counter()
         tokens = await asyncio.gather(*(one(t) for t in texts))
-        return time.perf_counter() - t0, sum(tokens)
+        return time.perf_counter() - t0, sum(tokens), len(counting.opened)
 
 
 def batch_run(
     settings, base_url: str, model: str, texts: list[str], concurrency: int, work: Path,
     transport: httpx.AsyncBaseTransport | None = None,
-) -> tuple[float, int]:  # fmt: skip
-    """(wall seconds, output tokens) for the same prompts through the batch runner."""
+) -> tuple[float, int, int]:  # fmt: skip
+    """(wall seconds, output tokens, connections opened) for the same prompts through the batch runner."""
     items = [BatchItem(id=f"b{i}", question=t, line=i + 1) for i, t in enumerate(texts)]
     out = work / f"out-{time.monotonic_ns()}.jsonl"
     results = ResultsFile(out).open(print)
     config = ClientConfig(base_url=base_url, model=model, max_retries=0)
+    counting = CountingTransport()
     runner = BatchRunner(
         items, results, settings, registry=PluginRegistry(), prompts=None,
         options=BatchOptions(concurrency=concurrency, extra_body=dict(EXTRA_BODY)),
     )  # fmt: skip
     try:
-        target = Target(base_url, lambda: ChatClient(config, transport=transport), model, None, False)
+        target = Target(base_url, lambda: ChatClient(config, transport=transport or counting), model, None, False)
         stats = asyncio.run(runner.run(Pool([target])))
     finally:
         results.close()
     if stats.failed:
         bad = next(r for r in map(json.loads, out.read_text().splitlines()) if r["error"])
         sys.exit(f"batch items failed: {bad['error']}")
-    return stats.elapsed(), stats.completion_tokens
+    return stats.elapsed(), stats.completion_tokens, len(counting.opened)
 
 
 def check_identical_requests(settings, model: str, texts: list[str], max_tokens: int, work: Path) -> list[bytes]:
@@ -199,11 +218,11 @@ def main() -> None:
                 for path in order:
                     cpu = time.process_time()
                     if path == "raw":
-                        wall, tokens = asyncio.run(raw_run(state.base_url, state.served_name, texts, c, args.max_tokens))
-                        raw.append((wall, tokens, time.process_time() - cpu))
+                        wall, tokens, conns = asyncio.run(raw_run(state.base_url, state.served_name, texts, c, args.max_tokens))
+                        raw.append((wall, tokens, time.process_time() - cpu, conns))
                     else:
-                        wall, tokens = batch_run(settings, state.base_url, state.served_name, texts, c, work)
-                        ours.append((wall, tokens, time.process_time() - cpu))
+                        wall, tokens, conns = batch_run(settings, state.base_url, state.served_name, texts, c, work)
+                        ours.append((wall, tokens, time.process_time() - cpu, conns))
                 print(
                     f"concurrency {c} round {r + 1}: raw {raw[-1][0]:.2f} s, batch {ours[-1][0]:.2f} s (load {_load()})",
                     file=sys.stderr,
@@ -218,9 +237,10 @@ def main() -> None:
           "concurrency: medians, and the ratio of the best (least disturbed) runs\n")  # fmt: skip
     print(
         "| concurrency | raw req/s | batch req/s | raw out tok/s | batch out tok/s | tokens raw/batch "
-        "| batch/raw (median) | batch/raw (best) | client CPU ms/req raw | client CPU ms/req batch | load 1/5/15 min before -> after |"
+        "| batch/raw (median) | batch/raw (best) | client CPU ms/req raw | client CPU ms/req batch "
+        "| connections raw/batch | load 1/5/15 min before -> after |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for c, raw, ours, before, after in rows:
         raw_s, ours_s = statistics.median(r[0] for r in raw), statistics.median(r[0] for r in ours)
         raw_cpu, ours_cpu = (statistics.median(r[2] for r in runs) * 1000 / args.items for runs in (raw, ours))
@@ -228,7 +248,8 @@ def main() -> None:
         print(
             f"| {c} | {args.items / raw_s:.2f} | {args.items / ours_s:.2f} | {raw_tok / raw_s:.1f} | "
             f"{ours_tok / ours_s:.1f} | {raw_tok}/{ours_tok} | {raw_s / ours_s:.0%} | "
-            f"{min(r[0] for r in raw) / min(r[0] for r in ours):.0%} | {raw_cpu:.1f} | {ours_cpu:.1f} | {before} -> {after} |"
+            f"{min(r[0] for r in raw) / min(r[0] for r in ours):.0%} | {raw_cpu:.1f} | {ours_cpu:.1f} | "
+            f"{max(r[3] for r in raw)}/{max(r[3] for r in ours)} | {before} -> {after} |"
         )
 
 
