@@ -160,12 +160,11 @@ class FAQ(Plugin):
 
     @tool
     def answer(self, question: str, ctx: ToolContext) -> dict:
-        """Find the answer to a customer's question (shipping, returns, refunds, damaged items, warranty,
-        account, payment) in the FAQ. Returns passages to answer from, with citations, or says that
-        the FAQ has no answer.
+        """Search the shop's FAQ (shipping, returns, refunds, damage, warranty, account, payment).
+        Returns passages with citations to answer from, or says the FAQ has no answer.
 
         Args:
-            question: The customer's question in a full sentence, e.g. "How long do refunds take?".
+            question: The customer's question, e.g. "How long do refunds take?".
         """
         question = " ".join((question or "").split())
         if not question:

@@ -176,16 +176,15 @@ class Handoff(Plugin):
         email: str = "",
         order_id: str = "",
     ) -> dict:
-        """Hand the conversation to a human support agent, with the transcript, the customer's files and
-        what the support tools found. Use it when the customer asks for a person, when you cannot
-        answer, or when their identity cannot be verified. Then give the customer the returned message.
+        """Hand the conversation to a human agent (with the transcript, files and findings) when the
+        customer asks for a person or you cannot help. Then give the customer the returned message.
 
         Args:
-            summary: Two or three sentences for the agent: the problem, what was tried, what the customer wants.
+            summary: Two or three sentences for the agent: the problem and what the customer wants.
             reason: Why a person is needed.
-            urgency: urgent only for safety issues or money taken twice.
-            email: The customer's email address, if they gave one.
-            order_id: The order it is about, if any, e.g. "A1007".
+            urgency: urgent only for safety issues or double charges.
+            email: The customer's email address, if given.
+            order_id: The order concerned, e.g. "A1007".
         """
         # A hand-off is the way out when everything else failed: it never fails on its arguments.
         # The agent has the transcript; a missing or rambling summary is flagged, not refused.
@@ -206,27 +205,15 @@ class Handoff(Plugin):
             "message_for_customer": packet["customer_message"],
         }
 
-    @tool
-    def status(self, ctx: ToolContext, reference: str = "") -> dict:
-        """Where a hand-off stands in the queue (queued, claimed by an agent, resolved).
-
-        Args:
-            reference: The hand-off reference, e.g. "H-20261123-101500-3fa9"; empty: this conversation's latest.
-        """
-        reference = reference.strip() or session_marks(ctx).get(MARK_HANDED_OFF, "")
-        if not reference:
-            return {"found": False, "message": "This conversation has not been handed off."}
+    def status(self, reference: str, session_id: str | None) -> str | None:
+        """The queue state of a hand-off of this conversation (None if unknown or another's)."""
         if self.queue is not None:
             row = self.queue.get(reference)
-            if row and (row["session_id"] == getattr(ctx, "session_id", None)):
-                return {"found": True, "reference": reference, "state": row["state"],
-                        "queued_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(row["created_at"]))}
-        elif (self.queue_dir / f"{reference}.json").exists():
-            packet = json.loads((self.queue_dir / f"{reference}.json").read_text(encoding="utf-8"))
-            if packet.get("session_id") == getattr(ctx, "session_id", None):
-                return {"found": True, "reference": reference, "state": "queued"}
-        # Another conversation's hand-off is not this customer's business.
-        return {"found": False, "message": f"No hand-off {reference!r} from this conversation."}
+            return row["state"] if row and row["session_id"] == session_id else None
+        path = self.queue_dir / f"{reference}.json"
+        if path.exists() and json.loads(path.read_text(encoding="utf-8")).get("session_id") == session_id:
+            return "queued"
+        return None
 
     # --- the packet -----------------------------------------------------------------------
 

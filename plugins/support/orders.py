@@ -128,14 +128,6 @@ class OrderBook:
     def refunds(self, order_id: str) -> list[dict]:
         return self._rows("SELECT * FROM refunds WHERE order_id = ? ORDER BY created_at", order_id)
 
-    def orders_of(self, email: str) -> list[dict]:
-        return self._rows(
-            "SELECT o.id, o.placed_at, o.status, o.total_cents, o.currency,"
-            " (SELECT sum(quantity) FROM order_items i WHERE i.order_id = o.id) AS items"
-            " FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.email = ? ORDER BY o.placed_at DESC",
-            email,
-        )
-
 
 def build_sample_database(conn) -> None:
     conn.executescript(SCHEMA_SQL.read_text(encoding="utf-8"))
@@ -194,13 +186,14 @@ class Orders(Plugin):
     # --- tools ------------------------------------------------------------------------------
 
     @tool
-    def lookup(self, order_id: str, email: str, ctx: ToolContext) -> dict:
-        """Look up an order's status, items, delivery and return window. Needs the order number and the
-        customer's email address; nothing is revealed unless both match.
+    def lookup(self, order_id: str, email: str, ctx: ToolContext, tracking: bool = False) -> dict:
+        """An order's status, items, delivery and return window. Nothing is shown unless the order
+        number and the email address on the order both match.
 
         Args:
             order_id: The order number, e.g. "A1001".
-            email: The email address the customer ordered with.
+            email: The customer's email address.
+            tracking: Also list every tracking event.
         """
         oid, refusal = self._verify(order_id, email, ctx)
         if refusal:
@@ -222,7 +215,7 @@ class Orders(Plugin):
             "ship_to": f"{order['ship_to_name'][:1]}. {order['ship_to_name'].split()[-1]}, "
                        f"{order['ship_to_postcode']} {order['ship_to_city']}, {order['ship_to_country']}",
         }
-        shipments = [self._shipment(s, latest_only=True) for s in self.book.shipments(oid)]
+        shipments = [self._shipment(s, latest_only=not tracking) for s in self.book.shipments(oid)]
         if shipments:
             result["shipments"] = shipments
         refunds = [
@@ -236,47 +229,6 @@ class Orders(Plugin):
         if returns:
             result["returns"] = returns
         return result
-
-    @tool
-    def tracking(self, order_id: str, email: str, ctx: ToolContext) -> dict:
-        """Every tracking event of an order's parcels (where it is, failed deliveries). Needs the order
-        number and the customer's email address, like orders_lookup.
-
-        Args:
-            order_id: The order number, e.g. "A1001".
-            email: The email address the customer ordered with.
-        """
-        oid, refusal = self._verify(order_id, email, ctx)
-        if refusal:
-            return refusal
-        shipments = [self._shipment(s, latest_only=False) for s in self.book.shipments(oid)]
-        status = self.book.order(oid)["status"]
-        if not shipments:
-            return {"verified": True, "order_id": oid, "status": status,
-                    "message": f"Not shipped yet: {STATUS_MEANING.get(status, status)}"}
-        return {"verified": True, "order_id": oid, "status": status, "shipments": shipments}
-
-    @tool
-    def customer_orders(self, order_id: str, email: str, ctx: ToolContext) -> dict:
-        """All orders of a customer, newest first, once they prove who they are with one order
-        number and their email address.
-
-        Args:
-            order_id: Any one of the customer's order numbers, e.g. "A1001".
-            email: The email address the customer ordered with.
-        """
-        oid, refusal = self._verify(order_id, email, ctx)
-        if refusal:
-            return refusal
-        email_on_file = self.book.order(oid)["customer_email"]
-        return {
-            "verified": True,
-            "orders": [
-                {"order_id": o["id"], "placed": _day(o["placed_at"]), "status": o["status"],
-                 "total": _money(o["total_cents"], o["currency"]), "items": o["items"] or 0}
-                for o in self.book.orders_of(email_on_file)
-            ],
-        }
 
     # --- helpers ----------------------------------------------------------------------------
 

@@ -246,16 +246,15 @@ class Tickets(Plugin):
         email: str = "",
         order_id: str = "",
     ) -> dict:
-        """Open a support ticket for the team. Photos and voice messages the customer sent in this
-        conversation are attached as evidence automatically.
+        """Open a support ticket. Files the customer sent in this conversation are attached.
 
         Args:
             subject: One line, e.g. "Teapot arrived broken".
-            description: What happened and what the customer wants, in a few sentences.
+            description: What happened and what the customer wants.
             category: The kind of problem.
-            priority: urgent only for safety issues or money taken twice.
-            email: Where the team should reply; empty: the verified customer's email, or this conversation.
-            order_id: The order it is about, if any, e.g. "A1007".
+            priority: urgent only for safety issues or double charges.
+            email: Where to reply; empty: the verified customer's email.
+            order_id: The order concerned, e.g. "A1007".
         """
         subject = _text(subject, "subject", 200)
         description = _text(description, "description", 5000)
@@ -311,15 +310,14 @@ class Tickets(Plugin):
         priority: Literal["", "low", "normal", "high", "urgent"] = "",
         email: str = "",
     ) -> dict:
-        """Add a note to a ticket, change its status or priority, and attach files the customer sent
-        since it was opened.
+        """Add a note to a ticket or change its status or priority; attaches new files from the customer.
 
         Args:
             ticket_id: The ticket number, e.g. "T-1001".
-            note: New information from the customer, in a sentence or two.
-            status: The new status; empty to keep it.
-            priority: The new priority; empty to keep it.
-            email: The email on the ticket; not needed for a ticket opened in this conversation.
+            note: New information, in a sentence or two.
+            status: New status; empty: unchanged.
+            priority: New priority; empty: unchanged.
+            email: The ticket's email; not needed for tickets opened in this conversation.
         """
         tid = parse_ticket_ref(ticket_id)
         note = note.strip()
@@ -354,13 +352,15 @@ class Tickets(Plugin):
             conn.close()
 
     @tool
-    def get(self, ticket_id: str, ctx: ToolContext, email: str = "") -> dict:
-        """A ticket's status, history and evidence.
+    def get(self, ctx: ToolContext, ticket_id: str = "", email: str = "") -> dict:
+        """A ticket's status, history and evidence; without a number, the verified customer's open tickets.
 
         Args:
-            ticket_id: The ticket number, e.g. "T-1001".
-            email: The email on the ticket; not needed for a ticket opened in this conversation.
+            ticket_id: The ticket number, e.g. "T-1001"; empty to list the customer's tickets.
+            email: The ticket's email; not needed for tickets opened in this conversation.
         """
+        if not ticket_id.strip():
+            return self._list(ctx)
         tid = parse_ticket_ref(ticket_id)
         conn = self._connect()
         try:
@@ -372,23 +372,20 @@ class Tickets(Plugin):
         finally:
             conn.close()
 
-    @tool
-    def list_for_customer(self, ctx: ToolContext, include_closed: bool = False) -> dict:
-        """The verified customer's tickets, newest first. The customer must have been verified
-        in this conversation with orders_lookup (order number and email).
-
-        Args:
-            include_closed: Also list solved and closed tickets.
-        """
+    def _list(self, ctx: ToolContext) -> dict:
+        """The verified customer's open tickets, newest first (verified by orders_lookup)."""
         identity = verified_identity(ctx)
         if identity is None:
             return {"verified": False, "message": (
                 "The customer is not verified in this conversation. Verify them first with orders_lookup "
-                "(order number and email), or look up one ticket with its number and email (tickets_get).")}
+                "(order number and email), or ask for the ticket number and the email on it.")}
         conn = self._connect()
         try:
-            sql = "SELECT * FROM tickets WHERE email = ?" + ("" if include_closed else " AND status NOT IN ('solved', 'closed')")
-            rows = conn.execute(sql + " ORDER BY updated_at DESC LIMIT 20", (identity.email,)).fetchall()
+            rows = conn.execute(
+                "SELECT * FROM tickets WHERE email = ? AND status NOT IN ('solved', 'closed')"
+                " ORDER BY updated_at DESC LIMIT 20",
+                (identity.email,),
+            ).fetchall()
         finally:
             conn.close()
         return {

@@ -27,7 +27,6 @@ def test_follows_the_plugin_contract(tmp_path):
     assert_conforms(Handoff)
     assert_conforms(Handoff, settings={"queue": "folder", "queue_dir": "/srv/q", "response_time": "two hours"})
     assert find_tool(plugin(Handoff, tmp_path), "request").risk is Risk.SIDE_EFFECTS
-    assert find_tool(plugin(Handoff, tmp_path), "status").risk is Risk.READ_ONLY
 
 
 def test_the_packet_has_everything_the_agent_needs(tmp_path):
@@ -110,20 +109,21 @@ def test_empty_or_huge_summaries_never_stop_a_hand_off(tmp_path):
 def test_status_and_the_queue_api(tmp_path):
     handoff = plugin(Handoff, tmp_path)
     chat = Conversation(tmp_path)
-    assert call(handoff, "status", chat.ctx(handoff))["found"] is False
     ref = call(handoff, "request", chat.ctx(handoff), summary="x", reason="complaint")["reference"]
-    assert call(handoff, "status", chat.ctx(handoff)) == {
-        "found": True, "reference": ref, "state": "queued", "queued_at": call(handoff, "status", chat.ctx(handoff))["queued_at"]}
-    # Another conversation cannot read it.
+    assert handoff.status(ref, chat.session_id) == "queued"
     other = Conversation(tmp_path, chat.store)
-    assert call(handoff, "status", other.ctx(handoff), reference=ref)["found"] is False
+    assert handoff.status(ref, other.session_id) is None  # another conversation's hand-off is not its business
     urgent = call(handoff, "request", other.ctx(handoff), summary="y", reason="safety", urgency="urgent")["reference"]
     queue = HandoffQueue(handoff.data_dir / "handoffs.sqlite")
     assert [r["reference"] for r in queue.list("queued")] == [urgent, ref]  # urgent first
     queue.set_state(ref, "claimed", assignee="maria")
-    assert call(handoff, "status", chat.ctx(handoff))["state"] == "claimed"
+    assert handoff.status(ref, chat.session_id) == "claimed"
     assert queue.get(ref)["assignee"] == "maria" and json.loads(queue.get(ref)["packet"])["reference"] == ref
+    assert [r["reference"] for r in queue.list("claimed")] == [ref]
     with pytest.raises(ValueError, match="unknown state"):
         queue.set_state(ref, "lost")
     with pytest.raises(KeyError):
         queue.set_state("H-nope", "resolved")
+    folder_only = plugin(Handoff, tmp_path / "f", {"queue": "folder"})
+    ref2 = call(folder_only, "request", chat.ctx(folder_only), summary="z", reason="other")["reference"]
+    assert folder_only.status(ref2, chat.session_id) == "queued" and folder_only.status(ref2, None) is None

@@ -3,6 +3,7 @@ their limits (per conversation, per order, across processes)."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import threading
@@ -103,25 +104,22 @@ def test_return_window_closed_refunds_and_unshipped_orders(tmp_path):
     assert cancelled["refunds"] == [{"amount": "24.00 EUR", "status": "issued", "reason": "Order cancelled before dispatch",
                                      "issued": cancelled["refunds"][0]["issued"]}]
     assert "shipments" not in cancelled and "returns" not in cancelled
-    packed = call(orders, "tracking", order_id="A1006", email="dmitri.volkov@example.com")
-    assert packed["message"].startswith("Not shipped yet: Packed")
+    packed = call(orders, "lookup", order_id="A1006", email="dmitri.volkov@example.com", tracking=True)
+    assert "shipments" not in packed and packed["status_meaning"].startswith("Packed")
     short = call(plugin(Orders, tmp_path / "b", {"return_days": 3}), "lookup", order_id="A1001", email="ana.lima@example.com")
     assert short["returns"].startswith("the 3-day return period ended")
 
 
 def test_tracking_lists_every_event(tmp_path):
-    result = call(plugin(Orders, tmp_path), "tracking", order_id="A1009", email="chloe.martin@example.net")
+    orders = plugin(Orders, tmp_path)
+    brief = call(orders, "lookup", order_id="A1009", email="chloe.martin@example.net")
+    assert "events" not in brief["shipments"][0] and "Held at the depot" in brief["shipments"][0]["latest_event"]
+    result = call(orders, "lookup", order_id="A1009", email="chloe.martin@example.net", tracking=True)
     (shipment,) = result["shipments"]
+    assert len(shipment["events"]) == 4 and "latest_event" not in shipment
     assert [e.split(": ", 1)[1] for e in shipment["events"]][-2:] == [
         "Delivery attempt failed: nobody at the address", shipment["events"][-1].split(": ", 1)[1]]
     assert "Held at the depot" in shipment["events"][-1] and shipment["estimated_delivery"]
-
-
-def test_customer_orders_lists_only_that_customers_orders(tmp_path):
-    result = call(plugin(Orders, tmp_path), "customer_orders", order_id="A1005", email="chloe.martin@example.net")
-    assert [o["order_id"] for o in result["orders"]] == ["A1009", "A1005"]  # newest first
-    assert result["orders"][0] == {"order_id": "A1009", "placed": result["orders"][0]["placed"], "status": "shipped",
-                                   "total": "158.00 EUR", "items": 2}
 
 
 def test_the_refusal_is_the_same_whichever_part_is_wrong(tmp_path):
@@ -138,8 +136,8 @@ def test_the_refusal_is_the_same_whichever_part_is_wrong(tmp_path):
     first = answers["wrong email"]
     assert first == {"verified": False, "attempts_left": 2, "message": REFUSAL + " 2 attempt(s) left."}
     assert all(a == first for a in answers.values()), answers
-    for tool in ("tracking", "customer_orders"):
-        assert call(plugin(Orders, tmp_path / tool), tool, order_id="A1001", email="x@example.org") == first
+    with_tracking = call(plugin(Orders, tmp_path / "tracking"), "lookup", order_id="A1001", email="x@example.org", tracking=True)
+    assert with_tracking == first
 
 
 def test_malformed_input_is_an_error_and_not_an_attempt(tmp_path):
@@ -231,3 +229,20 @@ def test_settings_are_validated():
         make_plugin(Orders, {"max_attempts": 0})
     with pytest.raises(PluginError, match="databse"):
         make_plugin(Orders, {"databse": "typo.sqlite"})
+
+
+def test_the_pack_ships_a_support_system_prompt(tmp_path):
+    """[dialogue] system_prompt = "support_agent": rendered like the default one (StrictUndefined)."""
+    from assistant.dialogue.prompts import default_library
+    from assistant.plugin_api.registry import load_plugins
+    from assistant_plugins.support import FAQ, Handoff, Tickets
+
+    registry = load_plugins(include_entry_points=False, extra=[Orders, FAQ, Tickets, Handoff], data_root=tmp_path)
+    assert len(set(registry.prompt_dirs())) == 1
+    library = default_library(tmp_path / "no-user-prompts", registry.prompt_dirs())
+    tools = [{"name": s.name, "description": s.description, "parameters": json.dumps(s.schema)} for s in registry.tools.values()]
+    text = library.render("support_agent", date="2026-11-23", tools=tools, attachments_note="", text_tool_calls=True)
+    assert "Today is 2026-11-23" in text and "orders_lookup" in text and "<tool_call>" in text
+    assert "never hint which part was wrong" in text and "[faq.md § Returns]" in text
+    assert sorted(registry.tools) == ["faq_answer", "handoff_request", "orders_lookup", "tickets_create", "tickets_get",
+                                      "tickets_update"]

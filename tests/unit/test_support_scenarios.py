@@ -90,7 +90,7 @@ def problems_with(tmp_path, change) -> list[str]:
      "argument order_id is 'A1002', expected 'A1001'"),
     (lambda s: s["turns"][0]["expect"]["tool_calls"][0]["result_json"].update(verified=True), "result: verified is False"),
     (lambda s: s["turns"][0]["expect"].update(answer_contains=["Here you go"]), "the answer lacks 'Here you go'"),
-    (lambda s: s["turns"][0]["expect"]["tool_calls"].append({"name": "orders_tracking"}), "expected 2 tool call(s)"),
+    (lambda s: s["turns"][0]["expect"]["tool_calls"].append({"name": "orders_lookup"}), "expected 2 tool call(s)"),
     (lambda s: s["expect"]["marks"].update(customer="ben.okafor@example.org"), "mark customer is 'ana.lima@example.com'"),
     (lambda s: s["expect"]["marks"].update(order=None), "should not be marked order"),
     (lambda s: s["expect"]["sql"][0].update(rows=[]), "gave [['A1002', 0], ['A1002', 1]], expected []"),
