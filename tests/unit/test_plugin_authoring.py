@@ -396,8 +396,72 @@ def test_the_guide_covers_the_contract():
         "assistant plugins new", "[plugins.weather]", "Risk.SIDE_EFFECTS", "non_interactive", "ToolContext",
         "ToolOutput", "setup()", "handle_attachment", "prompts_dir", "assistant.testing", "assistant.plugins",
         "dirs = [", "assistant plugins list", "assistant plugins doctor", "weather_climate",
+        # the customer-service walkthrough
+        "assistant plugins new shop_orders", "[plugins.shop_orders]", "ctx.store", "run_scenario",
+        "--format scenario", "live=True", "support_agent",
     ):  # fmt: skip
         assert needle in guide, needle
+
+
+def guide_data_block(path: str) -> str:
+    """The fenced block right after `<!-- example: PATH -->` in the guide (non-Python files)."""
+    found = re.findall(rf"^<!-- example: {re.escape(path)} -->\n```\w*\n(.*?)^```", GUIDE.read_text(encoding="utf-8"),
+                       flags=re.S | re.M)
+    assert len(found) == 1, f"the guide needs exactly one block marked <!-- example: {path} -->, found {len(found)}"
+    return found[0]
+
+
+WALKTHROUGH = {
+    "assistant_plugin_shop_orders/__init__.py": lambda: guide_example("# example: assistant_plugin_shop_orders/__init__.py"),
+    "tests/test_shop_orders.py": lambda: guide_example("# example: tests/test_shop_orders.py"),
+    "tests/scenarios/lookup.json": lambda: guide_data_block("tests/scenarios/lookup.json"),
+}
+
+
+def test_the_walkthrough_builds_a_working_package_from_assistant_plugins_new(tmp_path):
+    """Exactly the steps of the walkthrough: `plugins new shop_orders`, then the guide's plugin,
+    tests and scenario in place of the generated ones; the package's own tests pass."""
+    package = create_plugin_package("shop_orders", tmp_path)
+    generated = package / "tests" / "test_shop_orders.py"
+    assert generated.is_file() and (package / "assistant_plugin_shop_orders" / "__init__.py").is_file()
+    for rel, block in WALKTHROUGH.items():
+        target = package / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(block(), encoding="utf-8")
+    json.loads((package / "tests" / "scenarios" / "lookup.json").read_text())  # valid JSON as printed
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=package, capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"\b7 passed\b", done.stdout), done.stdout
+
+    # And it loads as the assistant would load it, with its settings and risk levels.
+    registry = load_plugins(folders=[package], include_entry_points=False, data_root=tmp_path / "data",
+                            options={"shop_orders": {"max_attempts": 5}})  # fmt: skip
+    assert registry.failures == []
+    assert sorted(registry.tools) == ["shop_orders_lookup", "shop_orders_request_cancellation"]
+    assert registry.tools["shop_orders_request_cancellation"].risk is Risk.SIDE_EFFECTS
+    assert registry.plugins["shop_orders"].settings.max_attempts == 5
+
+
+def test_the_walkthrough_scenario_catches_a_broken_plugin(tmp_path):
+    """The guide's scenario is a real check: a plugin that leaks the order on a wrong email fails it."""
+    from assistant.testing.scenarios import run_scenario
+
+    module = tmp_path / "leaky_orders.py"
+    code = WALKTHROUGH["assistant_plugin_shop_orders/__init__.py"]()
+    check = "ok = row is not None and hmac.compare_digest("
+    assert check in code
+    module.write_text(code.replace(check, "ok = row is not None or hmac.compare_digest(", 1))  # forgets the email
+    scenario = tmp_path / "lookup.json"
+    scenario.write_text(WALKTHROUGH["tests/scenarios/lookup.json"]())
+    registry = load_plugins(folders=[tmp_path], include_entry_points=False, data_root=tmp_path / "data")
+    leaky = type(registry.plugins["shop_orders"])
+    run = run_scenario(scenario, workdir=tmp_path / "run", plugins=[leaky])
+    assert any("the result lacks 'No order matches'" in p for p in run.problems), run.problems
+    assert any("the result contains 'Hand grinder'" in p for p in run.problems), run.problems
 
 
 # --- scaffolding -------------------------------------------------------------------------------------
