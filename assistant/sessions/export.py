@@ -197,23 +197,27 @@ SCENARIO_VERSION = 1
 
 def _user_text(store: SessionStore, msg: dict) -> str:
     """The words the user typed. The dialogue put the text of each file a plugin read (or a
-    short text file) before them, as "[title]\\n<text>" blocks separated by blank lines; those
-    blocks are taken off again (exactly for inline text files, up to the next blank line for
-    plugin output such as a transcript), since replaying the files makes them anew."""
+    short text file) before them, as "[title]\n<text>" blocks separated by blank lines; those
+    blocks are taken off again, since replaying the files makes them anew: exactly when the
+    file's own text is in the block (text files, whatever the title), else up to the next blank
+    line (a transcript is one paragraph; a plugin's many-paragraph output may leave some behind)."""
     content = text_of(msg["content"])
     for sha in msg["attachments"]:
         if not content.startswith("["):
             break
+        title_end = content.find("\n")
         info = store.attachment_info(sha) or {}
-        block = None
-        if (info.get("mime") or "").startswith("text/"):
+        body = None
+        if (info.get("mime") or "").startswith("text/") or info.get("mime") == "application/json":
             try:
                 body = store.attachment_path(sha).read_bytes().decode("utf-8", errors="replace")
-                block = f"[{info.get('filename')}]\n{body}\n\n"
             except OSError:
                 pass
-        if block and content.startswith(block):
-            content = content[len(block):]
+        rest = content[title_end + 1:] if title_end > 0 and content[:title_end].endswith("]") else None
+        exact = next((b for b in (body, (body or "").strip()) if b and rest is not None and rest.startswith(b + "\n\n")),
+                     None)  # fmt: skip
+        if exact is not None:
+            content = rest[len(exact) + 2:]
         else:
             end = content.find("\n\n")
             content = content[end + 2:] if end >= 0 else ""

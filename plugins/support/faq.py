@@ -12,7 +12,8 @@ model is told to say it does not know and to offer a hand-off, and the question 
 `questions.sqlite` so the team sees what the knowledge base lacks.
 
 With `sample = true` and no such collection yet, the bundled sample FAQ (data/faq.md) is
-ingested into it on first use, so the pack answers out of the box.
+ingested into the collection `faq-sample` and searched instead, so the pack answers out of the
+box; as soon as the configured collection exists, it is used (the sample never mixes with it).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .storage import connect, migrate, resolve_path, transaction
 
 PROMPTS = Path(__file__).parent / "prompts"
 SAMPLE_FAQ = Path(__file__).parent / "data" / "faq.md"
+SAMPLE_COLLECTION = "faq-sample"
 PASSAGE_CHARS = 900
 
 Search = Callable[[str], list[Any]]  # question -> hits (plugins/kb/store.py Hit: text, source, page, section, similarity)
@@ -77,7 +79,7 @@ class FAQSettings(BaseModel):
     )
     k: int = Field(3, ge=1, le=10, description="Most passages given to the model.")
     sample: bool = Field(
-        True, description="If the collection does not exist, ingest the bundled sample FAQ into it on first use."
+        True, description="While the collection does not exist, answer from the bundled sample FAQ (collection faq-sample)."
     )
 
 
@@ -148,13 +150,19 @@ class FAQ(Plugin):
             ) from exc
         s = self.settings
         kb = KnowledgeBase(self.kb_folder(), embedding_model=s.embedding_model)
-        if s.sample and s.collection not in {c.name for c in kb.collections()}:
-            report = kb.ingest([SAMPLE_FAQ], s.collection)
-            if report.failed:
-                raise PluginError(f"could not ingest the sample FAQ: {report.failed}")
+        collection = s.collection
+        if s.sample and collection not in {c.name for c in kb.collections()}:
+            # A collection of its own, so the sample never mixes with the team's FAQ: once
+            # `assistant kb ingest ... --collection faq` has run, the next start uses that.
+            collection = SAMPLE_COLLECTION
+            if collection not in {c.name for c in kb.collections()}:
+                report = kb.ingest([SAMPLE_FAQ], collection)
+                if report.failed:
+                    raise PluginError(f"could not ingest the sample FAQ: {report.failed}")
+        self.collection = collection
 
         def search(question: str) -> list[Any]:
-            return kb.search(question, s.collection, k=max(s.k * 2, 5))
+            return kb.search(question, collection, k=max(s.k * 2, 5))
 
         return search
 

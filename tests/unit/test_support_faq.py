@@ -130,8 +130,21 @@ def test_the_sample_faq_is_ingested_on_first_use_and_answers_for_real(tmp_path, 
 
     kb = KnowledgeBase(kb_folder)
     (info,) = kb.collections()
-    assert info.name == "faq" and info.files == 1 and info.chunks >= 10
-    assert kb.files("faq")[0]["path"] == str(SAMPLE_FAQ.resolve())
+    assert info.name == "faq-sample" and info.files == 1 and info.chunks >= 10 and faq.collection == "faq-sample"
+    assert kb.files("faq-sample")[0]["path"] == str(SAMPLE_FAQ.resolve())
+
+
+def test_the_teams_own_faq_replaces_the_sample(tmp_path, kb_folder):
+    from assistant_plugins.kb.store import KnowledgeBase
+
+    own = tmp_path / "our-faq.md"
+    own.write_text("# Help\n\n## Gift wrapping\n\nWe gift-wrap any order for 3.00 EUR; choose it at checkout.\n")
+    kb = KnowledgeBase(kb_folder)
+    kb.ingest([own], "help")
+    faq = plugin(FAQ, tmp_path, {"kb_folder": str(kb_folder), "collection": "help"})
+    result = call(faq, "answer", question="Can you gift-wrap my order?")
+    assert faq.collection == "help" and result["passages"][0]["cite"] == "[our-faq.md § Gift wrapping]"
+    assert call(faq, "answer", question="How long does a refund take?")["found"] is False  # no sample in it
 
 
 @pytest.mark.parametrize("question, section", [

@@ -226,3 +226,32 @@ def test_sessions_export_command_writes_a_scenario(tmp_path, monkeypatch, capsys
         {"name": "orders_lookup", "arguments": {"order_id": "A1002", "email": "ana.lima@example.com"}, "decision": "auto"}]
     replayed = run_scenario(out, workdir=tmp_path / "replay").assert_ok()
     assert compare_calls(run, replayed) == []
+
+
+def test_export_gives_back_the_words_the_user_typed_before_the_files_text(tmp_path):
+    """A short text file goes into the prompt before the user's words; the export takes it off
+    again (the replay attaches the file anew), even when both contain blank lines."""
+    scenario = base()
+    scenario["turns"] = [{
+        "user": "Here is what the courier wrote.\n\nCan you check order A1002? I'm ana.lima@example.com",
+        "attachments": [{"name": "courier.txt", "text": "Parcel damaged in transit.\n\nReturned to depot.\n"}],
+        "replies": [{"tool_calls": [{"name": "orders_lookup",
+                                     "arguments": {"order_id": "A1002", "email": "ana.lima@example.com"}}]}, "Checked."],
+        "expect": {"tool_calls": [{"name": "orders_lookup", "result_json": {"verified": True}}]},
+    }]
+    scenario["expect"] = {"marks": {"customer": "ana.lima@example.com"}}
+    run = run_scenario(scenario, workdir=tmp_path / "a").assert_ok()
+    with run.open_store() as store:
+        (user,) = [m for m in store.messages(run.session_id) if m["role"] == "user"]
+        assert store.history(run.session_id)[0]["content"].startswith("[courier.txt]\nParcel damaged")
+        exported = export_scenario(store, run.session_id)
+    (turn,) = exported["turns"]
+    assert turn["user"] == scenario["turns"][0]["user"]
+    assert turn["attachments"][0]["name"] == "courier.txt"
+    # Replayed with every installed plugin, a text plugin (documents) may read the file this time,
+    # under another title: the user's words and the calls stay the same, and so does the export.
+    again = run_scenario(exported, workdir=tmp_path / "b").assert_ok()
+    assert compare_calls(run, again) == []
+    with again.open_store() as store:
+        assert store.history(again.session_id)[0]["content"].endswith("\n\n" + scenario["turns"][0]["user"])
+        assert export_scenario(store, again.session_id)["turns"][0]["user"] == scenario["turns"][0]["user"]
