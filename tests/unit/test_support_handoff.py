@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +128,33 @@ def test_status_and_the_queue_api(tmp_path):
     folder_only = plugin(Handoff, tmp_path / "f", {"queue": "folder"})
     ref2 = call(folder_only, "request", chat.ctx(folder_only), summary="z", reason="other")["reference"]
     assert folder_only.status(ref2, chat.session_id) == "queued" and folder_only.status(ref2, None) is None
+
+
+def test_the_team_works_the_queue_from_a_terminal(tmp_path, capsys, monkeypatch):
+    from assistant.settings import load_settings
+    from assistant_plugins.support import queue_cli
+
+    handoff = plugin(Handoff, tmp_path)
+    chat = Conversation(tmp_path)
+    ref = call(handoff, "request", chat.ctx(handoff), summary="Teapot broke; wants a refund.", reason="refund_or_compensation",
+               email="emma.schulz@example.de")["reference"]
+    # The queue is found through the assistant's settings: the state folder, or [plugins.handoff] database.
+    settings = load_settings(overrides={"paths": {"state_dir": str(tmp_path)}}, environ={"XDG_CONFIG_HOME": str(tmp_path)})
+    db = handoff.data_dir / "handoffs.sqlite"
+    assert queue_cli.queue_path(settings) == db
+    moved = load_settings(overrides={"paths": {"state_dir": str(tmp_path)}, "plugins": {"handoff": {"database": "/q.sqlite"}}},
+                          environ={"XDG_CONFIG_HOME": str(tmp_path)})
+    assert queue_cli.queue_path(moved) == Path("/q.sqlite")
+
+    assert queue_cli.main(["list"], path=db) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(ref) and "queued" in line and "emma.schulz@example.de" in line and "Teapot broke" in line
+    assert queue_cli.main(["claim", ref, "--by", "maria"], path=db) == 0
+    assert queue_cli.main(["list", "--state", "claimed"], path=db) == 0
+    assert "claimed (maria)" in capsys.readouterr().out
+    assert queue_cli.main(["show", ref], path=db) == 0
+    assert json.loads(capsys.readouterr().out)["reference"] == ref
+    assert queue_cli.main(["resolve", ref], path=db) == 0
+    assert HandoffQueue(db).get(ref)["state"] == "resolved"
+    assert queue_cli.main(["show", "H-nope"], path=db) == 1
+    assert queue_cli.main(["list"], path=tmp_path / "nothing.sqlite") == 0
