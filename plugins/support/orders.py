@@ -136,6 +136,7 @@ def build_sample_database(conn) -> None:
 
 class Orders(Plugin):
     name = "orders"
+    opt_in = True  # the customer-service pack: [plugins] enabled = ["orders", "faq", "tickets", "handoff"]
     description = "Order status, items, shipping and tracking for customers who prove who they are"
     Settings = OrdersSettings
     prompts_dir = PROMPTS

@@ -136,6 +136,7 @@ def _when(ts: float) -> str:
 
 class Tickets(Plugin):
     name = "tickets"
+    opt_in = True  # the customer-service pack: [plugins] enabled = ["orders", "faq", "tickets", "handoff"]
     description = "Create, update and look up support tickets, with the customer's files as evidence"
     Settings = TicketsSettings
     prompts_dir = PROMPTS

