@@ -37,7 +37,8 @@ class StderrProgress:
             self._dirty = not finished
         else:
             now = time.monotonic()
-            if finished or now - self._last_plain >= self.interval:
+            # A task's first line (fraction 0: e.g. a long read's cost estimate) and its last always show.
+            if finished or event.fraction == 0.0 or now - self._last_plain >= self.interval:
                 self._last_plain = now
                 self.stream.write(f"[{event.task}] {event.message}\n")
         self.stream.flush()

@@ -55,9 +55,9 @@ def long_doc(tmp_path_factory, tiny_vlm_dir):
     return path, tokens
 
 
-def ask(tmp_path, cache_dir, engine, doc, mode, *extra):
+def ask(tmp_path, cache_dir, engine, doc, mode, *extra, json_output=True):
     cmd = [*ASSISTANT, "ask", "What is the service code of the Model K kettle?", "--attach", str(doc), "--read", mode,
-           "--base-url", engine.base_url, "--json", "--temperature", "0", "--max-tokens", "16",
+           "--base-url", engine.base_url, *(["--json"] if json_output else []), "--temperature", "0", "--max-tokens", "16",
            "--set", "plugins.documents.map_max_tokens=48", "--set", "plugins.documents.answer_max_tokens=32",
            "--set", "plugins.documents.concurrency=16", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900,
@@ -70,20 +70,16 @@ def test_read_all_reads_every_chunk_of_a_document_50_times_the_context(tmp_path,
     assert tokens >= 50 * context, f"the test document must be 50x the context ({tokens} tokens vs {context})"
 
     before = served_requests(tiny_engine.base_url)
-    r = ask(tmp_path, cache_dir, tiny_engine, doc, "read-all")
+    r = ask(tmp_path, cache_dir, tiny_engine, doc, "read-all", json_output=False)  # progress shows on stderr
     assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout)
-    (att,) = out["attachments"]
-    assert att["handled_by"] == "documents"
-    chunks = int(re.search(r"read all (\d+) parts of manual.md", att["title"]).group(1))
+    chunks = int(re.search(r"\[manual.md: text → documents: read all (\d+) parts of manual.md", r.stderr).group(1))
     assert chunks >= 50 * context // 2000  # chunks are at most 2000 tokens
     requests = served_requests(tiny_engine.base_url) - before
-    reduce = 0 if "none of them answers" in r.stderr + r.stdout and " 0 relevant" in att["title"] else 1
-    assert requests >= chunks + 1 and requests <= chunks + reduce + 3, (requests, chunks)
-    # the estimate came before the reading, then progress
+    assert chunks + 1 <= requests <= chunks + 3, (requests, chunks)  # every chunk, (reduce,) the answer
+    # the cost estimate came before the reading, then progress
     estimate = r.stderr.index(f"{chunks} chunks, ~")
     assert "prompt tokens" in r.stderr[estimate:estimate + 200]
-    assert re.search(r"read \d+/%d chunks" % chunks, r.stderr)
+    assert re.search(r"read %d chunks in [0-9.]+ s" % chunks, r.stderr[estimate:])
 
     # The same question again: every chunk comes from the cache.
     before = served_requests(tiny_engine.base_url)
@@ -117,13 +113,19 @@ def test_the_model_calls_kb_search_on_a_real_server(tmp_path, cache_dir, tiny_en
     env = cli_env(tmp_path, cache_dir, HF_HUB_OFFLINE="1")
     ingest = subprocess.run([*ASSISTANT, "kb", "ingest", str(docs)], capture_output=True, text=True, env=env, timeout=300)
     assert ingest.returncode == 0 and "1 added" in ingest.stdout, ingest.stderr
-    r = subprocess.run([*ASSISTANT, "ask", "When are refunds paid?", "--tool", "kb_search", "--base-url", tiny_engine.base_url,
-                        "--json", "--temperature", "1", "--seed", "7", "--max-tokens", "24"],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    call = json.loads(r.stdout)["tool_calls"][0]
-    assert call["name"] == "kb_search"
-    # random weights pick random arguments: either the search ran, or it named a collection
-    # that does not exist and got the error that says how to create it
-    result = call.get("result") or call.get("error") or ""
-    assert "Passages" in result or "No passage" in result or "kb ingest" in result, call
+    # Random weights pick random arguments, sometimes none at all: try a few seeds until the
+    # server's call has a query; then the search runs against the real collection (or names a
+    # collection that does not exist and gets the error saying how to create it).
+    calls = []
+    for seed in range(7, 13):
+        r = subprocess.run([*ASSISTANT, "ask", "When are refunds paid?", "--tool", "kb_search", "--base-url",
+                            tiny_engine.base_url, "--json", "--temperature", "1", "--seed", str(seed), "--max-tokens", "300"],
+                           capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        call = json.loads(r.stdout)["tool_calls"][0]
+        assert call["name"] == "kb_search"
+        calls.append(call)
+        if "query" in call["arguments"] and not call.get("error"):
+            break
+    result = calls[-1].get("result") or ""
+    assert "Passages" in result or "No passage" in result or "kb ingest" in result, calls
