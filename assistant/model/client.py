@@ -146,9 +146,12 @@ class ChatClient:
         async with self._stream("POST", "chat/completions", body, images=_has_images(messages)) as resp:
             try:
                 async for data in _sse_data(resp):
-                    if data == "[DONE]":
+                    if data == "[DONE]" or done:
+                        # Read on to the end of the body (the server ends it right after [DONE]):
+                        # a response left unread closes its connection instead of returning it to
+                        # the pool, which cost every request a new TCP connection.
                         done = True
-                        break
+                        continue
                     chunk = json.loads(data)
                     if "error" in chunk:  # vLLM reports engine failures inside the stream
                         err = chunk["error"]
