@@ -298,6 +298,17 @@ _WHAT_TO_DO = {
 }
 
 
+def kind_of_mime(mime: str) -> str:
+    """The attachment kind a stored file (known only by its MIME type) was routed as."""
+    if mime.startswith("image/"):
+        return "image"
+    if mime.startswith("audio/"):
+        return "audio"
+    if mime.startswith("text/") or mime == "application/json":
+        return "text"
+    return "document"
+
+
 def route_attachments(
     attachments: list[Attachment], *, model_accepts_images: bool | None, consumers: dict[str, list[str]]
 ) -> list[Route]:

@@ -9,6 +9,7 @@ import re
 import time
 from typing import Any
 
+from ..dialogue.attachments import kind_of_mime
 from .store import ATTACHMENT_REF, SessionStore, text_of
 
 FORMAT = "assistant-session"
@@ -235,17 +236,6 @@ def _scenario_attachment(store: SessionStore, sha: str, n: int) -> dict:
     return {"name": name, "base64": data}
 
 
-def _kind(mime: str) -> str:
-    """The attachment kind a stored file was routed as (see dialogue/attachments.py)."""
-    if mime.startswith("image/"):
-        return "image"
-    if mime.startswith("audio/"):
-        return "audio"
-    if mime.startswith("text/") or mime == "application/json":
-        return "text"
-    return "document"
-
-
 def _image_ext(mime: str) -> str:
     return {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}.get(mime, ".bin")
 
@@ -299,7 +289,7 @@ def export_scenario(store: SessionStore, session_id: str, *, registry: Any = Non
         consumers = registry.consumers()
         for msg in messages:
             for sha in msg["attachments"] if msg["role"] == "user" else ():
-                kind = _kind((store.attachment_info(sha) or {}).get("mime", ""))
+                kind = kind_of_mime((store.attachment_info(sha) or {}).get("mime", ""))
                 if consumers.get(kind):
                     plugins.add(consumers[kind][0])
     answered = _answers(records)

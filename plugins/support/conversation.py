@@ -12,6 +12,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from assistant.dialogue.attachments import kind_of_mime as kind_of
+
 NOTE_CHARS = 2000  # of the message that carried a file (it holds e.g. a voice message's transcript)
 
 
@@ -29,16 +31,6 @@ class CustomerFile:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def kind_of(mime: str) -> str:
-    if mime.startswith("image/"):
-        return "image"
-    if mime.startswith("audio/"):
-        return "audio"
-    if mime.startswith("text/") or mime == "application/json":
-        return "text"
-    return "document"
 
 
 def _text(content: Any) -> str:
