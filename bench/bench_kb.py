@@ -57,8 +57,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from assistant.documents.loaders import load_document  # noqa: E402
-from assistant.documents.model import Block, Document, with_offsets  # noqa: E402
+from assistant.documents.loaders import load_document
+from assistant.documents.model import Block, Document, with_offsets
 
 FAQ_GLOB = "/usr/share/doc/debian/FAQ/*.en.html"
 NUMBERED = re.compile(r"^(\d+(?:\.\d+)+\.)\s+(.*)$")
@@ -182,7 +182,13 @@ def faq_questions(docs: list[Document]) -> list[tuple[str, str, str]]:
     for doc in docs:
         for i, b in enumerate(doc.blocks):
             m = NUMBERED.match(b.text)
-            if b.heading and m and b.text.rstrip().endswith("?") and i + 1 < len(doc.blocks) and not doc.blocks[i + 1].heading:
+            if (
+                b.heading
+                and m
+                and b.text.rstrip().endswith("?")
+                and i + 1 < len(doc.blocks)
+                and not doc.blocks[i + 1].heading
+            ):
                 out.append((m.group(2).strip(), b.text, m.group(1)))
     return out
 
@@ -194,12 +200,25 @@ def strip_headings(doc: Document) -> Document:
         m = NUMBERED.match(part)
         return m.group(1) if m else part
 
-    blocks = [Block(short(b.text) if b.heading else b.text, b.page, " > ".join(short(p) for p in b.section.split(" > ")),
-                    heading=b.heading) for b in doc.blocks]
+    blocks = [
+        Block(
+            short(b.text) if b.heading else b.text,
+            b.page,
+            " > ".join(short(p) for p in b.section.split(" > ")),
+            heading=b.heading,
+        )
+        for b in doc.blocks
+    ]
     import hashlib
 
-    return Document(doc.source.replace(".en.html", ".noheadings.html"), doc.kind,
-                    hashlib.sha256(("noheadings" + doc.sha256).encode()).hexdigest(), with_offsets(blocks), doc.title, doc.pages)
+    return Document(
+        doc.source.replace(".en.html", ".noheadings.html"),
+        doc.kind,
+        hashlib.sha256(("noheadings" + doc.sha256).encode()).hexdigest(),
+        with_offsets(blocks),
+        doc.title,
+        doc.pages,
+    )
 
 
 def sentence_pool(docs: list[Document]) -> tuple[list[str], list[str]]:
@@ -270,8 +289,10 @@ def recall(kb, collection: str, questions: list[tuple[str, str, str]], target) -
             want = target(heading, number)
             rank = next((i + 1 for i, h in enumerate(hits) if h.section.split(" > ")[-1] == want), None)
             ranks.append(rank)
-        res[mode] = ({k: sum(1 for r in ranks if r and r <= k) / len(ranks) for k in KS},
-                     sum(1 / r for r in ranks if r) / len(ranks))
+        res[mode] = (
+            {k: sum(1 for r in ranks if r and r <= k) / len(ranks) for k in KS},
+            sum(1 / r for r in ranks if r) / len(ranks),
+        )
     return res
 
 
@@ -316,8 +337,10 @@ def main() -> None:
                 for doc in docs:
                     kb.ingest_document(doc if variant == "with-headings" else strip_headings(doc), "faq")
                 chunks = kb.collections()[0].chunks
-                print(f"FAQ {variant}: {chunks} chunks ingested in {time.perf_counter() - t0:.1f} s (load {_load()})",
-                      file=sys.stderr)
+                print(
+                    f"FAQ {variant}: {chunks} chunks ingested in {time.perf_counter() - t0:.1f} s (load {_load()})",
+                    file=sys.stderr,
+                )
                 target = (lambda h, n: h) if variant == "with-headings" else (lambda h, n: n)
                 recall_rows[variant] = (chunks, recall(kb, "faq", questions, target))
                 kb.close()
@@ -333,10 +356,14 @@ def main() -> None:
                     kb.ingest([work / "pool-docs"], "pool")
                     kb.close()
                     captured = tmp.vectors
-                    print(f"embedded {len(captured)} real chunks for the vector pool in {tmp.embed:.1f} s", file=sys.stderr)
+                    print(
+                        f"embedded {len(captured)} real chunks for the vector pool in {tmp.embed:.1f} s",
+                        file=sys.stderr,
+                    )
                 pool = np.asarray(captured, dtype=np.float32)
-            embedder = TimedEmbedder(real, clock, capture=args.pool if not precomputed else 0,
-                                     pool=pool if precomputed else None)
+            embedder = TimedEmbedder(
+                real, clock, capture=args.pool if not precomputed else 0, pool=pool if precomputed else None
+            )
             corpus = work / f"corpus-{size}"
             nfiles = write_corpus(corpus, size, sentences, headings, seed=size)
             kb = open_kb(work / f"kb-{size}", clock, embedder)
@@ -348,8 +375,11 @@ def main() -> None:
                 captured = clock.vectors
             disk = sum(p.stat().st_size for p in (work / f"kb-{size}").rglob("*") if p.is_file())
             ingest_rows.append((size, rep.chunks, nfiles, precomputed, rep.seconds, clock, disk, load_before, _load()))
-            print(f"{size}: {rep.chunks} chunks in {rep.seconds:.1f} s (embed {clock.embed:.1f}, chroma {clock.chroma:.1f}, "
-                  f"sqlite {clock.sqlite:.1f}; load {_load()})", file=sys.stderr)
+            print(
+                f"{size}: {rep.chunks} chunks in {rep.seconds:.1f} s (embed {clock.embed:.1f}, chroma {clock.chroma:.1f}, "
+                f"sqlite {clock.sqlite:.1f}; load {_load()})",
+                file=sys.stderr,
+            )
             kb._embedder = real  # queries are always embedded by the real model
             query_rows.append((size, rep.chunks, precomputed, query_latency(kb, "bench", queries), _load()))
             kb.close()
@@ -358,44 +388,64 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nKnowledge base (plugins/kb): embedded Chroma + SQLite FTS5, all-MiniLM-L6-v2 on CPU "
-          f"({os.cpu_count()} cores), chunk_tokens 200, overlap 40, batch 64. Load (1/5/15 min) at the end: {_load()}\n")
+    print(
+        f"\nKnowledge base (plugins/kb): embedded Chroma + SQLite FTS5, all-MiniLM-L6-v2 on CPU "
+        f"({os.cpu_count()} cores), chunk_tokens 200, overlap 40, batch 64. Load (1/5/15 min) at the end: {_load()}\n"
+    )
     print("### Ingest\n")
-    print("Corpus: Markdown files of sentences sampled from the Debian FAQ. 'vectors: real' = MiniLM embedded every "
-          "chunk; 'vectors: PRECOMPUTED' = real MiniLM vectors of real chunks reused with small perturbations, so "
-          "the embed column is ~0 and the row measures load+chunk and the store/index side only.\n")
-    print("| chunks | files | vectors | total s | chunks/s | load+chunk s | embed s | chroma upsert s | sqlite insert+commit s "
-          "| store-only chunks/s (chroma+sqlite) | embed share | disk MB | load before -> after |")
+    print(
+        "Corpus: Markdown files of sentences sampled from the Debian FAQ. 'vectors: real' = MiniLM embedded every "
+        "chunk; 'vectors: PRECOMPUTED' = real MiniLM vectors of real chunks reused with small perturbations, so "
+        "the embed column is ~0 and the row measures load+chunk and the store/index side only.\n"
+    )
+    print(
+        "| chunks | files | vectors | total s | chunks/s | load+chunk s | embed s | chroma upsert s | sqlite insert+commit s "
+        "| store-only chunks/s (chroma+sqlite) | embed share | disk MB | load before -> after |"
+    )
     print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for size, chunks, nfiles, pre, secs, c, disk, before, after in ingest_rows:
         other = secs - c.embed - c.chroma - c.sqlite
-        print(f"| {chunks:,} | {nfiles} | {'PRECOMPUTED' if pre else 'real'} | {secs:.1f} | {chunks / secs:,.0f} | {other:.1f} "
-              f"| {c.embed:.1f} | {c.chroma:.1f} | {c.sqlite:.1f} | {chunks / max(1e-9, c.chroma + c.sqlite):,.0f} "
-              f"| {c.embed / secs:.0%} | {disk / 1e6:,.0f} | {before} -> {after} |")
+        print(
+            f"| {chunks:,} | {nfiles} | {'PRECOMPUTED' if pre else 'real'} | {secs:.1f} | {chunks / secs:,.0f} | {other:.1f} "
+            f"| {c.embed:.1f} | {c.chroma:.1f} | {c.sqlite:.1f} | {chunks / max(1e-9, c.chroma + c.sqlite):,.0f} "
+            f"| {c.embed / secs:.0%} | {disk / 1e6:,.0f} | {before} -> {after} |"
+        )
     print("\n### Query latency (search k=5, query embedding included; milliseconds)\n")
-    print(f"{len(queries)} queries (Debian FAQ questions) per mode after 5 warm-up queries; 'first' is the first "
-          "search after the ingest.\n")
-    print("| chunks | vectors | first query | hybrid p50 | hybrid p95 | vector p50 | vector p95 | keyword p50 | keyword p95 "
-          "| query embed p50 | load after |")
+    print(
+        f"{len(queries)} queries (Debian FAQ questions) per mode after 5 warm-up queries; 'first' is the first "
+        "search after the ingest.\n"
+    )
+    print(
+        "| chunks | vectors | first query | hybrid p50 | hybrid p95 | vector p50 | vector p95 | keyword p50 | keyword p95 "
+        "| query embed p50 | load after |"
+    )
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for size, chunks, pre, q, after in query_rows:
-        ms = lambda x: f"{x * 1000:.1f}"  # noqa: E731
-        print(f"| {chunks:,} | {'PRECOMPUTED' if pre else 'real'} | {ms(q['first'])} | {ms(q['hybrid'][0])} | {ms(q['hybrid'][1])} "
-              f"| {ms(q['vector'][0])} | {ms(q['vector'][1])} | {ms(q['keyword'][0])} | {ms(q['keyword'][1])} "
-              f"| {ms(q['embed'][0])} | {after} |")
+        ms = lambda x: f"{x * 1000:.1f}"
+        print(
+            f"| {chunks:,} | {'PRECOMPUTED' if pre else 'real'} | {ms(q['first'])} | {ms(q['hybrid'][0])} | {ms(q['hybrid'][1])} "
+            f"| {ms(q['vector'][0])} | {ms(q['vector'][1])} | {ms(q['keyword'][0])} | {ms(q['keyword'][1])} "
+            f"| {ms(q['embed'][0])} | {after} |"
+        )
     if recall_rows:
-        print(f"\n### Retrieval quality on the Debian FAQ ({len(questions)} question headings as queries, "
-              f"{len(files)} HTML files)\n")
-        print("hit@k = share of questions whose section is among the top k hits (one relevant section each, so it is "
-              "recall@k); MRR over the top 10. with-headings: the question text is the indexed section heading (easy). "
-              "no-headings: numbered headings reduced to their numbers before ingest (the question words are gone "
-              "from the answer's chunks).\n")
+        print(
+            f"\n### Retrieval quality on the Debian FAQ ({len(questions)} question headings as queries, "
+            f"{len(files)} HTML files)\n"
+        )
+        print(
+            "hit@k = share of questions whose section is among the top k hits (one relevant section each, so it is "
+            "recall@k); MRR over the top 10. with-headings: the question text is the indexed section heading (easy). "
+            "no-headings: numbered headings reduced to their numbers before ingest (the question words are gone "
+            "from the answer's chunks).\n"
+        )
         print("| variant | chunks | mode | hit@1 | hit@3 | hit@5 | hit@10 | MRR@10 |")
         print("|---|---:|---|---:|---:|---:|---:|---:|")
         for variant, (chunks, res) in recall_rows.items():
             for mode in MODES:
                 at, mrr = res[mode]
-                print(f"| {variant} | {chunks} | {mode} | " + " | ".join(f"{at[k]:.2f}" for k in KS) + f" | {mrr:.3f} |")
+                print(
+                    f"| {variant} | {chunks} | {mode} | " + " | ".join(f"{at[k]:.2f}" for k in KS) + f" | {mrr:.3f} |"
+                )
 
 
 if __name__ == "__main__":

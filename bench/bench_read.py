@@ -68,18 +68,36 @@ TEST_CACHE = ROOT / ".cache" / "test-models"
 FAQ_GLOB = "/usr/share/doc/debian/FAQ/*.en.html"
 QUESTION = "How do I upgrade my Debian system from stable to testing, and what should I check first?"
 NEEDLES = [  # (fact sentence, question, what the answer must contain)
-    ("The backup mirror for the Antarctic research station is called icefloe.example.org.",
-     "What is the backup mirror for the Antarctic research station called?", "icefloe"),
-    ("The maintainer of the frobnicator package is Alice Kowalski from Gdansk.",
-     "Who is the maintainer of the frobnicator package?", "Kowalski"),
-    ("The emergency help desk for Debian users in Lisbon can be reached at 555-0142.",
-     "At what number can Debian users in Lisbon reach the emergency help desk?", "555-0142"),
-    ("The codename of the Debian kettle edition is Marmalade.",
-     "What is the codename of the Debian kettle edition?", "Marmalade"),
-    ("The release party for Debian 42 will take place in Reykjavik.",
-     "Where will the release party for Debian 42 take place?", "Reykjavik"),
-    ("The official mascot of the Debian lighthouse team is a purple walrus named Oskar.",
-     "What is the name of the mascot of the Debian lighthouse team?", "Oskar"),
+    (
+        "The backup mirror for the Antarctic research station is called icefloe.example.org.",
+        "What is the backup mirror for the Antarctic research station called?",
+        "icefloe",
+    ),
+    (
+        "The maintainer of the frobnicator package is Alice Kowalski from Gdansk.",
+        "Who is the maintainer of the frobnicator package?",
+        "Kowalski",
+    ),
+    (
+        "The emergency help desk for Debian users in Lisbon can be reached at 555-0142.",
+        "At what number can Debian users in Lisbon reach the emergency help desk?",
+        "555-0142",
+    ),
+    (
+        "The codename of the Debian kettle edition is Marmalade.",
+        "What is the codename of the Debian kettle edition?",
+        "Marmalade",
+    ),
+    (
+        "The release party for Debian 42 will take place in Reykjavik.",
+        "Where will the release party for Debian 42 take place?",
+        "Reykjavik",
+    ),
+    (
+        "The official mascot of the Debian lighthouse team is a purple walrus named Oskar.",
+        "What is the name of the mascot of the Debian lighthouse team?",
+        "Oskar",
+    ),
 ]
 
 
@@ -137,9 +155,16 @@ def write_pdf(path: Path, pages: list[list], needle: tuple[str, int] | None = No
 def metrics(base_url: str) -> dict[str, float]:
     text = httpx.get(base_url.removesuffix("/v1") + "/metrics", timeout=30).text
     out: dict[str, float] = {}
-    for name in ("request_success_total", "prompt_tokens_total", "generation_tokens_total",
-                 "prefix_cache_hits_total", "prefix_cache_queries_total"):
-        out[name] = sum(float(m) for m in re.findall(rf"^vllm:{name}(?:\{{[^}}]*\}})? ([0-9.e+]+)$", text, re.M))
+    for name in (
+        "request_success_total",
+        "prompt_tokens_total",
+        "generation_tokens_total",
+        "prefix_cache_hits_total",
+        "prefix_cache_queries_total",
+    ):
+        out[name] = sum(
+            float(m) for m in re.findall(rf"^vllm:{name}(?:\{{[^}}]*\}})? ([0-9.e+]+)$", text, re.MULTILINE)
+        )
     return out
 
 
@@ -185,8 +210,9 @@ class Ours:
         self.work, self.concurrency = work, concurrency
         self.runs = 0
 
-    async def read(self, pdf: Path, question: str, cache: Path | None = None,
-                   chunk_tokens: int = 0) -> tuple[object, float, list[bytes], int]:
+    async def read(
+        self, pdf: Path, question: str, cache: Path | None = None, chunk_tokens: int = 0
+    ) -> tuple[object, float, list[bytes], int]:
         """(ReadResult, wall seconds incl. loading and chunking, chat bodies sent, chunks)."""
         from assistant.documents.loaders import load_document
         from assistant.model.client import ChatClient
@@ -195,8 +221,12 @@ class Ours:
         from plugins.documents.session import ReadSession
 
         self.runs += 1
-        plugin = Documents(DocumentsSettings(mode="read-all", concurrency=self.concurrency, max_read_chunks=5000,
-                                             chunk_tokens=chunk_tokens), data_dir=self.work / "plugin")
+        plugin = Documents(
+            DocumentsSettings(
+                mode="read-all", concurrency=self.concurrency, max_read_chunks=5000, chunk_tokens=chunk_tokens
+            ),
+            data_dir=self.work / "plugin",
+        )
         await plugin.setup()
         plugin._cache = MapCache(cache or self.work / f"map-cache-{self.runs}.sqlite")
         rec = Recorder()
@@ -222,8 +252,12 @@ async def raw_replay(base_url: str, bodies: list[bytes], concurrency: int) -> tu
     async with httpx.AsyncClient(timeout=900, limits=limits) as http:
 
         async def one(body: bytes) -> None:
-            async with sem, http.stream("POST", f"{base_url}/chat/completions", content=body,
-                                        headers={"content-type": "application/json"}) as resp:
+            async with (
+                sem,
+                http.stream(
+                    "POST", f"{base_url}/chat/completions", content=body, headers={"content-type": "application/json"}
+                ) as resp,
+            ):
                 resp.raise_for_status()
                 async for _ in resp.aiter_lines():
                     pass
@@ -238,7 +272,7 @@ async def raw_replay(base_url: str, bodies: list[bytes], concurrency: int) -> tu
 
 # --- Qwen-Agent ------------------------------------------------------------------------------
 
-QWEN_RUNNER = r'''
+QWEN_RUNNER = r"""
 import json, os, sys, time
 args = json.loads(sys.argv[1])
 os.environ["QWEN_AGENT_DEFAULT_WORKSPACE"] = args["workspace"]
@@ -260,11 +294,20 @@ answer = last[-1]["content"] if last else ""
 if isinstance(answer, list):
     answer = " ".join(str(x.get("text", "")) for x in answer)
 print("QWEN_RESULT " + json.dumps({"seconds": seconds, "answer": answer}))
-'''
+"""
 
 
-def run_qwen(python: str, base_url: str, model: str, pdf: Path, question: str, work: Path, max_tokens: int,
-             context: int, margin: int) -> dict:
+def run_qwen(
+    python: str,
+    base_url: str,
+    model: str,
+    pdf: Path,
+    question: str,
+    work: Path,
+    max_tokens: int,
+    context: int,
+    margin: int,
+) -> dict:
     """Qwen-Agent's ParallelDocQA in its own venv. max_input_tokens = context - max_tokens - margin; where
     its fixed 4500-token retrieval budget (MAX_RAG_TOKEN_SIZE) cannot fit that, it is lowered to half of
     it (a change to Qwen-Agent, reported as `rag_tokens`)."""
@@ -273,18 +316,38 @@ def run_qwen(python: str, base_url: str, model: str, pdf: Path, question: str, w
     script = work / "qwen_runner.py"
     script.write_text(QWEN_RUNNER)
     ws = Path(tempfile.mkdtemp(prefix="qwen-ws-", dir=work))  # fresh: its parse cache is not reused
-    args = {"workspace": str(ws), "model": model, "base_url": base_url, "pdf": str(pdf), "question": question,
-            "max_tokens": max_tokens, "max_input_tokens": max_input_tokens, "rag_tokens": rag_tokens}
+    args = {
+        "workspace": str(ws),
+        "model": model,
+        "base_url": base_url,
+        "pdf": str(pdf),
+        "question": question,
+        "max_tokens": max_tokens,
+        "max_input_tokens": max_input_tokens,
+        "rag_tokens": rag_tokens,
+    }
     before = metrics(base_url)
     t0 = time.perf_counter()
-    p = subprocess.run([python, str(script), json.dumps(args)], capture_output=True, text=True, timeout=3600,
-                       cwd=work, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    p = subprocess.run(
+        [python, str(script), json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+        cwd=work,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     wall = time.perf_counter() - t0
     used = delta(before, metrics(base_url))
-    m = re.search(r"^QWEN_RESULT (.*)$", p.stdout, re.M)
+    m = re.search(r"^QWEN_RESULT (.*)$", p.stdout, re.MULTILINE)
     members = re.findall(r"Parallel Member Num: (\d+)", p.stdout + p.stderr)
-    info = {"wall": wall, "members": int(members[0]) if members else None, "rag_tokens": rag_tokens,
-            "max_input_tokens": max_input_tokens, **used}
+    info = {
+        "wall": wall,
+        "members": int(members[0]) if members else None,
+        "rag_tokens": rag_tokens,
+        "max_input_tokens": max_input_tokens,
+        **used,
+    }
     if p.returncode != 0 or not m:
         err = [line for line in (p.stderr or p.stdout).strip().splitlines() if line.strip()]
         return {"error": " | ".join(err[-2:])[-400:], **info}
@@ -295,22 +358,51 @@ def run_qwen(python: str, base_url: str, model: str, pdf: Path, question: str, w
 
 
 def run_cli(base_url: str, pdf: Path, question: str, concurrency: int, work: Path) -> dict:
-    env = {**os.environ, "XDG_STATE_HOME": str(work / "cli-state"), "XDG_CONFIG_HOME": str(work / "cli-config"),
-           "XDG_CACHE_HOME": str(work / "cli-cache")}
-    cmd = [sys.executable, "-m", "assistant", "ask", question, "--attach", str(pdf), "--read", "read-all",
-           "--base-url", base_url, "--json", "--temperature", "0",
-           "--set", f"plugins.documents.concurrency={concurrency}", "--set", "plugins.documents.max_read_chunks=5000"]
+    env = {
+        **os.environ,
+        "XDG_STATE_HOME": str(work / "cli-state"),
+        "XDG_CONFIG_HOME": str(work / "cli-config"),
+        "XDG_CACHE_HOME": str(work / "cli-cache"),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "assistant",
+        "ask",
+        question,
+        "--attach",
+        str(pdf),
+        "--read",
+        "read-all",
+        "--base-url",
+        base_url,
+        "--json",
+        "--temperature",
+        "0",
+        "--set",
+        f"plugins.documents.concurrency={concurrency}",
+        "--set",
+        "plugins.documents.max_read_chunks=5000",
+    ]
     before = metrics(base_url)
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=ROOT, env=env)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=ROOT, env=env, check=False)
     wall = time.perf_counter() - t0
     used = delta(before, metrics(base_url))
     if p.returncode != 0:
-        return {"error": p.stderr.strip().splitlines()[-1][-300:] if p.stderr.strip() else f"exit {p.returncode}", "wall": wall}
+        return {
+            "error": p.stderr.strip().splitlines()[-1][-300:] if p.stderr.strip() else f"exit {p.returncode}",
+            "wall": wall,
+        }
     att = (json.loads(p.stdout).get("attachments") or [{}])[0]
     m = re.search(r"read all (\d+) parts of .*?: (\d+) relevant, (\d+) s", att.get("title", ""))
-    return {"wall": wall, "chunks": int(m.group(1)) if m else None, "reader_s": int(m.group(3)) if m else None,
-            "title": att.get("title", ""), **used}
+    return {
+        "wall": wall,
+        "chunks": int(m.group(1)) if m else None,
+        "reader_s": int(m.group(3)) if m else None,
+        "title": att.get("title", ""),
+        **used,
+    }
 
 
 # --- one model ---------------------------------------------------------------------------------
@@ -341,8 +433,11 @@ def pages_for(ours: Ours, base_url: str, paragraphs: list, sizes: list[int], wor
             return await rs.chunks(doc, QUESTION, False), rs.context
 
     cs, context = asyncio.run(chunks())
-    print(f"context {context} tokens; chunks of up to {max(c.tokens for c in cs)} tokens, "
-          f"~{len(pages) / len(cs):.1f} pages each", file=sys.stderr)
+    print(
+        f"context {context} tokens; chunks of up to {max(c.tokens for c in cs)} tokens, "
+        f"~{len(pages) / len(cs):.1f} pages each",
+        file=sys.stderr,
+    )
     return {n: max(1, (cs[min(n, len(cs)) - 1].page_end or 1) - (1 if n < len(cs) else 0)) for n in sizes}
 
 
@@ -356,11 +451,14 @@ def bench_model(model: str, sizes: list[int], args, work: Path, paragraphs: list
         from assistant.testing.tiny_vlm import build_tiny_vlm
 
         name = str(build_tiny_vlm(TEST_CACHE / "tiny-vlm"))
-    settings = load_settings(overrides={
-        "model": {"name": name},
-        "engine": {"cpu_kv_cache_gib": args.kv_cache_gib},
-        "paths": {"state_dir": str(work / "state"), "cache_dir": str(TEST_CACHE / "assistant-cache")},
-    }, environ={})
+    settings = load_settings(
+        overrides={
+            "model": {"name": name},
+            "engine": {"cpu_kv_cache_gib": args.kv_cache_gib},
+            "paths": {"state_dir": str(work / "state"), "cache_dir": str(TEST_CACHE / "assistant-cache")},
+        },
+        environ={},
+    )
     device = engine_device(settings)
     spec = resolve_model(settings, device, lambda m: print(m, file=sys.stderr))
     manager = EngineManager(settings)
@@ -402,8 +500,10 @@ def bench_model(model: str, sizes: list[int], args, work: Path, paragraphs: list
                         total, map_only = asyncio.run(raw_replay(state.base_url, bodies, args.concurrency))
                         runs["raw"].append((total, delta(before, metrics(state.base_url))))
                         runs["raw_map"].append(map_only)
-                    print(f"{model} {n} chunks round {r + 1} {path}: {(runs[path][-1][0]):.1f} s (load {_load()})",
-                          file=sys.stderr)
+                    print(
+                        f"{model} {n} chunks round {r + 1} {path}: {(runs[path][-1][0]):.1f} s (load {_load()})",
+                        file=sys.stderr,
+                    )
             if len(runs["raw"]) < len(runs["ours"]):  # odd rounds: one more raw so both have the same count
                 reset_prefix_cache(state.base_url)
                 before = metrics(state.base_url)
@@ -413,18 +513,28 @@ def bench_model(model: str, sizes: list[int], args, work: Path, paragraphs: list
             before = metrics(state.base_url)
             again, again_wall, _, _ = asyncio.run(ours.read(pdf, QUESTION, cache))
             cached = (again_wall, delta(before, metrics(state.base_url)), again)
-            row = {"n": n, "chunks": chunks, "pages": page_counts[n], "runs": runs, "cached": cached,
-                   "identical": identical, "load": (load_before, _load())}
+            row = {
+                "n": n,
+                "chunks": chunks,
+                "pages": page_counts[n],
+                "runs": runs,
+                "cached": cached,
+                "identical": identical,
+                "load": (load_before, _load()),
+            }
             if args.cli:
                 reset_prefix_cache(state.base_url)
                 row["cli"] = run_cli(state.base_url, pdf, QUESTION, args.concurrency, work)
                 print(f"{model} {n} chunks cli: {row['cli']}", file=sys.stderr)
             if args.qwen and n <= args.qwen_max_chunks:
                 reset_prefix_cache(state.base_url)
-                row["qwen"] = run_qwen(args.qwen, state.base_url, state.served_name, pdf, QUESTION, work,
-                                       256, context, args.qwen_margin)
-                print(f"{model} {n} chunks qwen-agent: { {k: v for k, v in row['qwen'].items() if k != 'answer'} }",
-                      file=sys.stderr)
+                row["qwen"] = run_qwen(
+                    args.qwen, state.base_url, state.served_name, pdf, QUESTION, work, 256, context, args.qwen_margin
+                )
+                print(
+                    f"{model} {n} chunks qwen-agent: { {k: v for k, v in row['qwen'].items() if k != 'answer'} }",
+                    file=sys.stderr,
+                )
             out["rows"].append(row)
         if needles:
             out["needles"] = needle_test(ours, state, args, work, paragraphs, needles, context)
@@ -438,8 +548,9 @@ def needle_test(ours: Ours, state, args, work: Path, paragraphs: list, n: int, c
     total_pages = args.needle_pages
     for i, (fact, question, expect) in enumerate(NEEDLES[:n]):
         page = 2 + (i * 5) % max(1, total_pages - 2)
-        pdf = write_pdf(work / f"needle-{i}.pdf", paginate(paragraphs[40 * i:] + paragraphs[:40 * i], total_pages),
-                        (fact, page))
+        pdf = write_pdf(
+            work / f"needle-{i}.pdf", paginate(paragraphs[40 * i :] + paragraphs[: 40 * i], total_pages), (fact, page)
+        )
         row = {"question": question, "expect": expect, "page": page, "ours": {}}
         for size in args.needle_chunk_tokens:
             reset_prefix_cache(state.base_url)
@@ -448,19 +559,30 @@ def needle_test(ours: Ours, state, args, work: Path, paragraphs: list, n: int, c
             used = delta(before, metrics(state.base_url))
             cited = {int(x) for x in re.findall(r"\[(\d+)\]", res.answer)}
             row["ours"][size] = {
-                "chunks": chunks, "seconds": wall, "answer_hit": expect.lower() in res.answer.lower(),
-                "page_hit": any(_page_in(line, page) for line in res.sources
-                                if not cited or int(re.match(r"\[(\d+)\]", line).group(1)) in cited),
-                "map_found": any(expect.lower() in (f.answer + " ".join(f.quotes)).lower() for f in res.findings if f.relevant),
-                "relevant": res.relevant, "requests": used["request_success_total"], "answer": res.answer[:300],
-                "sources": res.sources[:4]}
+                "chunks": chunks,
+                "seconds": wall,
+                "answer_hit": expect.lower() in res.answer.lower(),
+                "page_hit": any(
+                    _page_in(line, page)
+                    for line in res.sources
+                    if not cited or int(re.match(r"\[(\d+)\]", line).group(1)) in cited
+                ),
+                "map_found": any(
+                    expect.lower() in (f.answer + " ".join(f.quotes)).lower() for f in res.findings if f.relevant
+                ),
+                "relevant": res.relevant,
+                "requests": used["request_success_total"],
+                "answer": res.answer[:300],
+                "sources": res.sources[:4],
+            }
         if args.qwen:
             reset_prefix_cache(state.base_url)
-            q = run_qwen(args.qwen, state.base_url, state.served_name, pdf, question, work, 256,
-                         context, args.qwen_margin)
+            q = run_qwen(
+                args.qwen, state.base_url, state.served_name, pdf, question, work, 256, context, args.qwen_margin
+            )
             if "error" not in q:
                 q["answer_hit"] = expect.lower() in q["answer"].lower()
-                q["page_hit"] = bool(re.search(rf"\b(page|p\.)\s*{page}\b", q["answer"], re.I))
+                q["page_hit"] = bool(re.search(rf"\b(page|p\.)\s*{page}\b", q["answer"], re.IGNORECASE))
                 q["answer"] = q["answer"][:300]
             row["qwen"] = q
         print(f"needle {i + 1}: {json.dumps(row)[:800]}", file=sys.stderr)
@@ -477,15 +599,19 @@ def _page_in(line: str, page: int) -> bool:
 
 
 def report(results: list[dict], args) -> None:
-    print(f"\nread-all on {os.cpu_count()} CPU cores; concurrency {args.concurrency}; {args.rounds} interleaved "
-          f"round(s) per size (medians); vLLM prefix cache reset before each timed run; question: {QUESTION!r}; "
-          f"load (1/5/15 min) at the end: {_load()}\n")
+    print(
+        f"\nread-all on {os.cpu_count()} CPU cores; concurrency {args.concurrency}; {args.rounds} interleaved "
+        f"round(s) per size (medians); vLLM prefix cache reset before each timed run; question: {QUESTION!r}; "
+        f"load (1/5/15 min) at the end: {_load()}\n"
+    )
     for res in results:
         print(f"### {res['model']} (context {res['context']} tokens)\n")
         if res["rows"]:
-            print("| chunks | pages | ours s | raw s (map+reduce) | raw map-only s | ours/raw | ours/raw (best runs) | s per chunk (ours) "
-                  "| requests ours/raw | prompt tokens ours/raw | output tokens ours/raw | prefix-cache hit rate "
-                  "| relevant | cached re-ask s (requests) | identical map bodies | load before -> after |")
+            print(
+                "| chunks | pages | ours s | raw s (map+reduce) | raw map-only s | ours/raw | ours/raw (best runs) | s per chunk (ours) "
+                "| requests ours/raw | prompt tokens ours/raw | output tokens ours/raw | prefix-cache hit rate "
+                "| relevant | cached re-ask s (requests) | identical map bodies | load before -> after |"
+            )
             print("|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---:|---:|---|---|---|")
             for row in res["rows"]:
                 ours = statistics.median(w for w, _, _ in row["runs"]["ours"])
@@ -496,22 +622,33 @@ def report(results: list[dict], args) -> None:
                 hits = o_used["prefix_cache_hits_total"] / max(1, o_used["prefix_cache_queries_total"])
                 cw, cu, _ = row["cached"]
                 best = min(w for w, _, _ in row["runs"]["ours"]) / min(w for w, _ in row["runs"]["raw"])
-                print(f"| {row['chunks']} | {row['pages']} | {ours:.1f} | {raw:.1f} | {raw_map:.1f} | {ours / raw:.2f} | {best:.2f} "
-                      f"| {ours / row['chunks']:.2f} | {o_used['request_success_total']:.0f}/{r_used['request_success_total']:.0f} "
-                      f"| {o_used['prompt_tokens_total']:,.0f}/{r_used['prompt_tokens_total']:,.0f} "
-                      f"| {o_used['generation_tokens_total']:,.0f}/{r_used['generation_tokens_total']:,.0f} | {hits:.0%} "
-                      f"| {result.relevant} | {cw:.1f} ({cu['request_success_total']:.0f}) "
-                      f"| {'yes' if row['identical'] else 'NO'} | {row['load'][0]} -> {row['load'][1]} |")
+                print(
+                    f"| {row['chunks']} | {row['pages']} | {ours:.1f} | {raw:.1f} | {raw_map:.1f} | {ours / raw:.2f} | {best:.2f} "
+                    f"| {ours / row['chunks']:.2f} | {o_used['request_success_total']:.0f}/{r_used['request_success_total']:.0f} "
+                    f"| {o_used['prompt_tokens_total']:,.0f}/{r_used['prompt_tokens_total']:,.0f} "
+                    f"| {o_used['generation_tokens_total']:,.0f}/{r_used['generation_tokens_total']:,.0f} | {hits:.0%} "
+                    f"| {result.relevant} | {cw:.1f} ({cu['request_success_total']:.0f}) "
+                    f"| {'yes' if row['identical'] else 'NO'} | {row['load'][0]} -> {row['load'][1]} |"
+                )
             if any("cli" in row or "qwen" in row for row in res["rows"]):
-                print("\n| chunks (ours) | ours s | `assistant ask` CLI s (its chunks, reader s, requests) "
-                      "| Qwen-Agent ParallelDocQA s (its chunks, requests, prompt tokens) | Qwen-Agent/ours |")
+                print(
+                    "\n| chunks (ours) | ours s | `assistant ask` CLI s (its chunks, reader s, requests) "
+                    "| Qwen-Agent ParallelDocQA s (its chunks, requests, prompt tokens) | Qwen-Agent/ours |"
+                )
                 print("|---:|---:|---|---|---:|")
                 for row in res["rows"]:
                     ours = statistics.median(w for w, _, _ in row["runs"]["ours"])
                     cli = row.get("cli")
                     q = row.get("qwen")
-                    cli_s = ("error: " + cli["error"] if "error" in cli else
-                             f"{cli['wall']:.1f} ({cli['chunks']}, {cli['reader_s']}, {cli['request_success_total']:.0f})") if cli else "-"
+                    cli_s = (
+                        (
+                            "error: " + cli["error"]
+                            if "error" in cli
+                            else f"{cli['wall']:.1f} ({cli['chunks']}, {cli['reader_s']}, {cli['request_success_total']:.0f})"
+                        )
+                        if cli
+                        else "-"
+                    )
                     if q and "error" not in q:
                         q_s = f"{q['seconds']:.1f} ({q.get('members')}, {q['request_success_total']:.0f}, {q['prompt_tokens_total']:,.0f})"
                         q_s += f" [retrieval budget {q['rag_tokens']}]" if q.get("rag_tokens") else ""
@@ -521,39 +658,54 @@ def report(results: list[dict], args) -> None:
                     print(f"| {row['chunks']} | {ours:.1f} | {cli_s} | {q_s} | {ratio} |")
         if res["needles"]:
             nd = res["needles"]
-            yn = lambda b: "yes" if b else "no"  # noqa: E731
+            yn = lambda b: "yes" if b else "no"
             sizes = list(nd[0]["ours"])
-            label = lambda size: f"ours, chunk_tokens={size or 'auto'}"  # noqa: E731
-            print(f"\nNeedles: one invented fact on a known page of a {args.needle_pages}-page PDF of the FAQ's text. "
-                  "'fact' = the final answer contains it; 'page' = a source the answer cites covers that page; "
-                  "'map' = some relevant map finding contains it.\n")
+            label = lambda size: f"ours, chunk_tokens={size or 'auto'}"
+            print(
+                f"\nNeedles: one invented fact on a known page of a {args.needle_pages}-page PDF of the FAQ's text. "
+                "'fact' = the final answer contains it; 'page' = a source the answer cites covers that page; "
+                "'map' = some relevant map finding contains it.\n"
+            )
             print("| question | page | reader | chunks | fact | page | map | requests | s |")
             print("|---|---:|---|---:|---|---|---|---:|---:|")
             for row in nd:
                 for size, o in row["ours"].items():
-                    print(f"| {row['question']} | {row['page']} | {label(size)} | {o['chunks']} | {yn(o['answer_hit'])} "
-                          f"| {yn(o['page_hit'])} | {yn(o['map_found'])} | {o['requests']:.0f} | {o['seconds']:.1f} |")
+                    print(
+                        f"| {row['question']} | {row['page']} | {label(size)} | {o['chunks']} | {yn(o['answer_hit'])} "
+                        f"| {yn(o['page_hit'])} | {yn(o['map_found'])} | {o['requests']:.0f} | {o['seconds']:.1f} |"
+                    )
                 q = row.get("qwen")
                 if q and "error" not in q:
-                    print(f"| {row['question']} | {row['page']} | Qwen-Agent ParallelDocQA | {q.get('members')} "
-                          f"| {yn(q['answer_hit'])} | {yn(q['page_hit'])} (page named) | - | {q['request_success_total']:.0f} "
-                          f"| {q['seconds']:.1f} |")
+                    print(
+                        f"| {row['question']} | {row['page']} | Qwen-Agent ParallelDocQA | {q.get('members')} "
+                        f"| {yn(q['answer_hit'])} | {yn(q['page_hit'])} (page named) | - | {q['request_success_total']:.0f} "
+                        f"| {q['seconds']:.1f} |"
+                    )
                 elif q:
-                    print(f"| {row['question']} | {row['page']} | Qwen-Agent ParallelDocQA | - | error: {q['error'][:200]} "
-                          "| - | - | - | - |")
+                    print(
+                        f"| {row['question']} | {row['page']} | Qwen-Agent ParallelDocQA | - | error: {q['error'][:200]} "
+                        "| - | - | - | - |"
+                    )
             k = len(nd)
             print()
             for size in sizes:
                 runs = [r["ours"][size] for r in nd]
-                print(f"- {label(size)}: {sum(o['answer_hit'] for o in runs)}/{k} answers contain the fact, "
-                      f"{sum(o['answer_hit'] and o['page_hit'] for o in runs)}/{k} also cite its page; "
-                      f"median {statistics.median(o['seconds'] for o in runs):.1f} s per question")
+                print(
+                    f"- {label(size)}: {sum(o['answer_hit'] for o in runs)}/{k} answers contain the fact, "
+                    f"{sum(o['answer_hit'] and o['page_hit'] for o in runs)}/{k} also cite its page; "
+                    f"median {statistics.median(o['seconds'] for o in runs):.1f} s per question"
+                )
             qs = [r["qwen"] for r in nd if r.get("qwen") and "error" not in r["qwen"]]
             if qs:
-                print(f"- Qwen-Agent ParallelDocQA: {sum(q['answer_hit'] for q in qs)}/{len(qs)} answers contain the fact; "
-                      f"median {statistics.median(q['seconds'] for q in qs):.1f} s per question"
-                      + (f" (retrieval budget lowered to {qs[0]['rag_tokens']} tokens to fit the context)"
-                         if qs[0].get("rag_tokens") else ""))
+                print(
+                    f"- Qwen-Agent ParallelDocQA: {sum(q['answer_hit'] for q in qs)}/{len(qs)} answers contain the fact; "
+                    f"median {statistics.median(q['seconds'] for q in qs):.1f} s per question"
+                    + (
+                        f" (retrieval budget lowered to {qs[0]['rag_tokens']} tokens to fit the context)"
+                        if qs[0].get("rag_tokens")
+                        else ""
+                    )
+                )
             print("\nAnswers:")
             for row in nd:
                 print(f"\n- {row['question']} (fact: {row['expect']}, p. {row['page']})")
@@ -567,21 +719,32 @@ def report(results: list[dict], args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="tiny,bundled:smollm2")
-    ap.add_argument("--sizes", action="append", default=[],
-                    help="MODEL=N,N,... chunk counts per model (default tiny=10,25,50,100 and bundled:smollm2=10,25)")
+    ap.add_argument(
+        "--sizes",
+        action="append",
+        default=[],
+        help="MODEL=N,N,... chunk counts per model (default tiny=10,25,50,100 and bundled:smollm2=10,25)",
+    )
     ap.add_argument("--concurrency", type=int, default=8, help="map requests at once (the plugin's default is 8)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--kv-cache-gib", type=int, default=2)
     ap.add_argument("--cli", action="store_true", help="also time `assistant ask --read read-all` per size")
     ap.add_argument("--qwen", default="", help="a Python with qwen-agent installed, e.g. /tmp/qwenvenv/bin/python")
     ap.add_argument("--qwen-max-chunks", type=int, default=100, help="run Qwen-Agent only up to this size")
-    ap.add_argument("--qwen-margin", type=int, default=1024,
-                    help="max_input_tokens = context - 256 - this (its tokenizer is not the model's)")
+    ap.add_argument(
+        "--qwen-margin",
+        type=int,
+        default=1024,
+        help="max_input_tokens = context - 256 - this (its tokenizer is not the model's)",
+    )
     ap.add_argument("--needles", type=int, default=4, help="needle questions (0: none)")
     ap.add_argument("--needle-model", default="bundled:smollm2")
     ap.add_argument("--needle-pages", type=int, default=16)
-    ap.add_argument("--needle-chunk-tokens", default="0,500",
-                    help="reader chunk sizes to try on the needles (0: the automatic size)")
+    ap.add_argument(
+        "--needle-chunk-tokens",
+        default="0,500",
+        help="reader chunk sizes to try on the needles (0: the automatic size)",
+    )
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     args.needle_chunk_tokens = [int(x) for x in args.needle_chunk_tokens.split(",") if x]
