@@ -116,12 +116,24 @@ def create_database_once(path: Path, build: Callable[[sqlite3.Connection], None]
 
 def write_file_atomically(path: Path, data: bytes) -> None:
     """`path` holds either its old content or all of `data`, never a part."""
-    path = Path(path)
+    _replace_atomically(Path(path), lambda out: out.write(data))
+
+
+def copy_file_atomically(src: Path, dst: Path) -> None:
+    def copy(out) -> None:
+        with open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out)
+
+    _replace_atomically(Path(dst), copy)
+
+
+def _replace_atomically(path: Path, fill) -> None:
+    """Write a temporary file beside `path` with `fill(fh)`, fsync it, rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            fill(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -129,22 +141,6 @@ def write_file_atomically(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
-
-
-def copy_file_atomically(src: Path, dst: Path) -> None:
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(dst.parent)
 
 
 def resolve_path(setting: str, default: Path) -> Path:
