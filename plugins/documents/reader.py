@@ -103,6 +103,7 @@ class Reader:
         self.progress = progress or (lambda event: None)
         self.structured = structured
         self.requests = self.prompt_tokens = self.completion_tokens = 0
+        self._versions: dict[bool, str] = {}
 
     # --- sizes ----------------------------------------------------------------------------
 
@@ -255,8 +256,11 @@ class Reader:
         return Finding(c.index, relevant and bool(answer or verified), answer, verified, pages=tuple(pages))
 
     def _prompt_version(self, summary: bool) -> str:
-        name = "documents_summarize_map.md.j2" if summary else "documents_map.md.j2"
-        return self.prompts.render(name, question="{q}")
+        """The map instructions as a cache-key part, rendered once per reader (not per chunk)."""
+        if summary not in self._versions:
+            name = "documents_summarize_map.md.j2" if summary else "documents_map.md.j2"
+            self._versions[summary] = self.prompts.render(name, question="{q}")
+        return self._versions[summary]
 
     async def _ask(self, messages: list[dict], max_tokens: int, extra: dict | None = None) -> str:
         kwargs: dict[str, Any] = {"temperature": self.temperature, "max_tokens": max_tokens}
