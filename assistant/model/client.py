@@ -58,8 +58,12 @@ class ChatClient:
         self.config = config
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         timeout = httpx.Timeout(config.read_timeout, connect=config.connect_timeout)
+        # Plain http (the local engine) needs no certificates: loading them costs ~20-50 ms per
+        # client. Redirects are not followed, so this cannot downgrade an https request.
+        plain = config.base_url.lower().startswith("http://")
         self._http = httpx.AsyncClient(
-            base_url=config.base_url.rstrip("/") + "/", headers=headers, timeout=timeout, transport=transport
+            base_url=config.base_url.rstrip("/") + "/", headers=headers, timeout=timeout, transport=transport,
+            verify=not plain,
         )
         self._model = config.model
 

@@ -38,6 +38,7 @@ class DocumentsSettings(BaseModel):
     answer_max_tokens: int = Field(512, ge=16, description="Longest combined answer.")
     context_tokens: int = Field(0, ge=0, description="The model's context; 0: ask the server (vLLM reports it).")
     retrieve_k: int = Field(6, ge=1, le=50, description="retrieve: passages given to the model.")
+    recall_passages: int = Field(6, ge=0, le=50, description="read-all: original passages matching the question's words shown with the findings (0: findings only).")
     cache: bool = Field(True, description="Keep partial answers so repeated and resumed reads skip finished chunks.")
 
 

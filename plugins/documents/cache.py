@@ -1,4 +1,5 @@
-"""Partial answers of the map step, kept by document, chunk, question and model.
+"""Partial answers of the map step, kept by document, chunk, question and model (and final
+answers, kept by their exact reduce prompt).
 
 A repeated question, or one asked again after a cancelled read, only pays for the chunks not
 read yet. One row is committed per chunk as it finishes.
@@ -26,6 +27,10 @@ class MapCache:
         # The chunk's span and text hash pin the chunking; the prompt text pins the instructions.
         parts = [doc_sha, str(chunk.start), str(chunk.end), hashlib.sha256(chunk.text.encode()).hexdigest(),
                  " ".join(question.lower().split()), "summary" if summary else "qa", model, prompt]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+    @staticmethod
+    def text_key(*parts: str) -> str:
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
     def get(self, key: str) -> dict | None:

@@ -7,16 +7,24 @@ the engine's prefix cache serves that part once for all chunks. Quotes are check
 the chunk: only verbatim ones survive, so the reduce step answers from the original text
 rather than from what a small model thinks it read.
 
-Reduce: the relevant findings, numbered with their citations, are combined into one answer
-that cites them as [n]. When the findings do not fit the context they are reduced in groups
-first (hierarchically), keeping their numbers. With no relevant chunk the reader says so
-instead of asking the model to guess.
+Findings count as evidence only with a verified quote. A small model often calls a chunk
+relevant and then answers from the question's own words; such claims only steer the next step.
+
+Re-retrieval: the document is also cut into short passages, ranked by BM25 against the
+question's words (plus, weighted lower, the words of what the map step found), and the best
+passages go to the reduce step verbatim. This is the safety net for a map step that missed
+or garbled the fact: the final answer still sees the original sentence, with its page.
+
+Reduce: the verified findings and the passages, numbered with their citations, are combined
+into one answer that cites them as [n]. When the findings do not fit the context they are
+reduced in groups first (hierarchically), keeping their numbers. With nothing relevant the
+reader says so instead of asking the model to guess. The final answer is cached like the map.
 
 Compared with Qwen-Agent's ParallelDocQA (map over ~1000-token chunks, then keyword re-retrieval
 and an answer from the retrieved original text): chunks here fill the context the model
 actually has (fewer requests), map replies are short and schema-bound, partial answers are
 cached so a cancelled or repeated read resumes, and the evidence reaching the final answer is
-verified verbatim quotes with page/section citations.
+verified verbatim quotes and original passages, each with its page/section citation.
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from assistant.documents.chunking import Chunk
+from assistant.documents.chunking import Chunk, chunk_document
+from assistant.documents.keywords import KeywordIndex, terms
 from assistant.documents.model import Document
 from assistant.events import Progress
 
@@ -79,6 +88,7 @@ class ReadResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reduce_rounds: int = 0
+    passages: int = 0  # original passages the final answer was shown (re-retrieval)
     seconds: float = 0.0
     stats: dict = field(default_factory=dict)
 
@@ -93,7 +103,8 @@ class Reader:
     def __init__(self, model: Any, prompts: Any, *, context_tokens: int, count: Callable[[list[str]], list[int]],
                  concurrency: int = 8, map_max_tokens: int = 256, answer_max_tokens: int = 512,
                  temperature: float = 0.0, seed: int | None = None, cache: Any = None, model_name: str = "",
-                 progress: Callable[[Progress], None] | None = None, structured: bool = True) -> None:
+                 progress: Callable[[Progress], None] | None = None, structured: bool = True,
+                 recall_passages: int = 6, passage_tokens: int = 160) -> None:
         self.model, self.prompts, self.count = model, prompts, count
         self.context_tokens = context_tokens
         self.concurrency = max(1, concurrency)
@@ -102,6 +113,8 @@ class Reader:
         self.cache, self.model_name = cache, model_name
         self.progress = progress or (lambda event: None)
         self.structured = structured
+        self.recall_passages, self.passage_tokens = recall_passages, passage_tokens
+        self._passages: dict[str, tuple[list[Chunk], KeywordIndex]] = {}
         self.requests = self.prompt_tokens = self.completion_tokens = 0
         self._versions: dict[bool, str] = {}
 
@@ -177,14 +190,24 @@ class Reader:
         failed = [f for f in got if f.error]
         if errors and len(failed) == len(got):
             raise errors[0]
-        useful = _dedupe([f for f in got if f.relevant and (f.answer.strip() or f.quotes)])
-        if not useful:
+        claimed = [f for f in got if f.relevant]
+        if summary:
+            useful, passages = [f for f in claimed if f.answer.strip()], []
+        else:  # evidence is what the text says: findings with a verified quote, and matching passages
+            useful = _dedupe([f for f in claimed if f.quotes])
+            passages = self._recall(doc, chunks, question, claimed, useful)
+        if not useful and not passages:
             result = ReadResult(self._nothing_found(doc, question, len(chunks), summary), [], got, len(chunks), 0,
                                 sum(f.cached for f in got))
         else:
-            answer, rounds = await self._reduce(doc, chunks, useful, question, summary)
-            result = ReadResult(answer, self._sources(doc, chunks, useful, answer), got, len(chunks), len(useful),
-                                sum(f.cached for f in got), reduce_rounds=rounds)
+            if passages:
+                self.progress(Progress("documents", f"{len(passages)} passages of the original text match the "
+                                                    "question; writing the answer", 0.91))
+            answer, rounds, shown = await self._reduce(doc, chunks, useful, passages, question, summary)
+            name = doc.source.rsplit("/", 1)[-1]
+            cites = [_cite(chunks[f.chunk], f, name) for f in useful] + [p.citation(name) for p in shown]
+            result = ReadResult(answer, _sources(cites, answer), got, len(chunks), len(useful),
+                                sum(f.cached for f in got), reduce_rounds=rounds, passages=len(shown))
         result.requests, result.prompt_tokens, result.completion_tokens = self.requests, self.prompt_tokens, self.completion_tokens
         result.seconds = time.perf_counter() - started
         if failed:
@@ -192,6 +215,7 @@ class Reader:
             result.answer += (f"\n\n(Note: {len(failed)} of {len(chunks)} parts could not be read ({pages}"
                               f"{', ...' if len(failed) > 5 else ''}): {failed[0].error})")
         result.stats["failed"] = len(failed)
+        result.stats["unverified"] = len(claimed) - len(useful)  # said relevant, but quoted nothing from the text
         self.progress(Progress("documents", f"read {len(chunks)} chunks in {result.seconds:.1f} s "
                                             f"({result.relevant} relevant, {result.cached} from cache)", 1.0))
         return result
@@ -281,23 +305,77 @@ class Reader:
         quotes = "".join(f'\n  > "{q}"' for q in f.quotes)
         return f"[{n}] ({_cite(chunks[f.chunk], f)}) {f.answer.strip()}{quotes}"
 
-    async def _reduce(self, doc: Document, chunks: list[Chunk], useful: list[Finding], question: str,
-                      summary: bool) -> tuple[str, int]:
+    # --- re-retrieval -------------------------------------------------------------------------
+
+    def _passage_index(self, doc: Document) -> tuple[list[Chunk], KeywordIndex]:
+        if doc.sha256 not in self._passages:
+            passages = chunk_document(doc, self.count, max_tokens=self.passage_tokens)
+            self._passages[doc.sha256] = (passages, KeywordIndex(p.text for p in passages))
+        return self._passages[doc.sha256]
+
+    def _recall(self, doc: Document, chunks: list[Chunk], question: str, claimed: list[Finding],
+                useful: list[Finding]) -> list[Chunk]:
+        """Original passages that best match the question, best first (Qwen-Agent's keyword
+        re-retrieval, steered by the map step: its words weigh in, its chunks rank higher)."""
+        wanted = set(terms(question))
+        if not wanted or not self.recall_passages:
+            return []
+        passages, index = self._passage_index(doc)
+        query = dict.fromkeys(wanted, 1.0)
+        for f in claimed:
+            for t in terms(f.answer + " " + " ".join(f.quotes)):
+                query.setdefault(t, 0.3)
+        spans = [(chunks[f.chunk].start, chunks[f.chunk].end) for f in claimed]
+        quotes = [q for f in useful for q in f.quotes]
+        # With no chunk claiming relevance, only a passage holding most of the question's rare
+        # words is worth showing; otherwise a third of them is enough.
+        need = 0.34 if claimed else 0.6
+        hits = []
+        for i, score in index.search(query, 4 * self.recall_passages + 20):
+            p = passages[i]
+            if index.coverage(i, wanted) < need or any(quote_in(q, p.text) for q in quotes):
+                continue  # too loose a match, or already in front of the model as a verified quote
+            if any(start <= p.start and p.end <= end for start, end in spans):
+                score *= 1.5
+            hits.append((score, p))
+        hits.sort(key=lambda h: -h[0])
+        return [p for score, p in hits if score >= 0.3 * hits[0][0]][: self.recall_passages] if hits else []
+
+    # --- reduce ------------------------------------------------------------------------------
+
+    def _finding_text(self, n: int, f: Finding, chunks: list[Chunk]) -> str:
+        quotes = "".join(f'\n  > "{q}"' for q in f.quotes)
+        return f"[{n}] ({_cite(chunks[f.chunk], f)}) {f.answer.strip()}{quotes}"
+
+    async def _reduce(self, doc: Document, chunks: list[Chunk], useful: list[Finding], passages: list[Chunk],
+                      question: str, summary: bool) -> tuple[str, int, list[Chunk]]:
+        """The final answer, the reduce rounds it took, and the passages it was shown."""
         numbered = [self._finding_text(n, f, chunks) for n, f in enumerate(useful, 1)]
         template = "documents_summarize_reduce.md.j2" if summary else "documents_reduce.md.j2"
         title = doc.title or doc.source
         fixed = sum(self.count([self.prompts.render(template, question=question, title=title, findings="")])) + 64
         budget = self.context_tokens - self.answer_max_tokens - fixed
+        # Passages take at most a third of the room when there are findings too (all of it otherwise).
+        shown, extra, room = [], [], budget // 3 if numbered else budget
+        for p in passages:
+            text = f"[{len(useful) + len(shown) + 1}] ({p.citation()}, original text) {' '.join(p.text.split())}"
+            size = sum(self.count([text])) + 1
+            if size > room:
+                break
+            shown.append(p)
+            extra.append(text)
+            room -= size
+        budget -= sum(self.count(extra)) + len(extra)
         rounds = 0
         while True:
             rounds += 1
             counts = self.count(numbered)
-            if sum(counts) + len(numbered) <= budget or len(numbered) == 1:
-                system = self.prompts.render(template, question=question, title=title, findings="\n".join(numbered))
-                final = await self._ask([{"role": "system", "content": system},
-                                         {"role": "user", "content": question or "Summarise the document."}],
-                                        self.answer_max_tokens)
-                return final.strip(), rounds
+            if sum(counts) + len(numbered) <= budget or len(numbered) <= 1:
+                system = self.prompts.render(template, question=question, title=title,
+                                             findings="\n".join(numbered + extra))
+                messages = [{"role": "system", "content": system},
+                            {"role": "user", "content": question or "Summarise the document."}]
+                return (await self._final(messages)).strip(), rounds, shown
             # Too many findings for one request: combine neighbours in groups, keeping their [n] labels.
             groups, cur, size = [], [], 0
             for text, tokens in zip(numbered, counts):
@@ -315,24 +393,30 @@ class Reader:
             else:
                 numbered = merged
 
+    async def _final(self, messages: list[dict]) -> str:
+        """The reduce request, cached by its exact prompt: asking again costs nothing."""
+        key = None
+        if self.cache is not None:
+            key = self.cache.text_key("reduce", self.model_name, json.dumps(messages), str(self.answer_max_tokens),
+                                      str(self.temperature), str(self.seed))
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit["answer"]
+        answer = await self._ask(messages, self.answer_max_tokens)
+        if key is not None:
+            self.cache.put(key, {"answer": answer})
+        return answer
+
     async def _merge(self, group: list[str], question: str, summary: bool) -> str:
         system = self.prompts.render("documents_merge.md.j2", question=question, summary=summary,
                                      findings="\n".join(group))
-        labels = " ".join(dict.fromkeys(re.findall(r"^\[\d+\]", "\n".join(group), flags=re.M)))
+        # Every label a line starts with: a note merged in an earlier round carries several.
+        heads = re.findall(r"^((?:\[\d+\]\s*)+)", "\n".join(group), flags=re.M)
+        labels = " ".join(dict.fromkeys(re.findall(r"\[\d+\]", " ".join(heads))))
         merged = await self._ask([{"role": "system", "content": system},
                                   {"role": "user", "content": "Combine these notes."}], self.map_max_tokens * 2)
         # The merged note keeps the numbers it came from, so the final answer can still cite them.
         return f"{labels} {merged.strip()}"
-
-    def _sources(self, doc: Document, chunks: list[Chunk], useful: list[Finding], answer: str, limit: int = 12) -> list[str]:
-        """Source lines for the numbers the answer cites (the first few when it cites none)."""
-        cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
-        name = doc.source.rsplit("/", 1)[-1]
-        picked = [(n, f) for n, f in enumerate(useful, 1) if n in cited] or list(enumerate(useful, 1))
-        lines = [f"[{n}] {_cite(chunks[f.chunk], f, name)}" for n, f in picked[:limit]]
-        if len(picked) > limit:
-            lines.append(f"... and {len(picked) - limit} more")
-        return lines
 
     def _nothing_found(self, doc: Document, question: str, n: int, summary: bool) -> str:
         name = doc.title or doc.source
@@ -340,6 +424,16 @@ class Reader:
             return f"No part of {name} produced a summary ({n} chunks read)."
         return (f"I read all {n} parts of {name} and none of them answers: {question.strip()} "
                 "The document does not seem to cover it.")
+
+
+def _sources(citations: list[str], answer: str, limit: int = 12) -> list[str]:
+    """Source lines for the numbers the answer cites (the first few when it cites none)."""
+    cited = {int(n) for n in re.findall(r"\[(\d+)\]", answer)}
+    picked = [(n, c) for n, c in enumerate(citations, 1) if n in cited] or list(enumerate(citations, 1))
+    lines = [f"[{n}] {c}" for n, c in picked[:limit]]
+    if len(picked) > limit:
+        lines.append(f"... and {len(picked) - limit} more")
+    return lines
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

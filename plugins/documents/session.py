@@ -44,7 +44,7 @@ class ReadSession:
         return Reader(self.ctx.model, self.plugin.prompts, context_tokens=self.context, count=self.count,
                       concurrency=s.concurrency, map_max_tokens=s.map_max_tokens,
                       answer_max_tokens=min(s.answer_max_tokens, self.context // 4), cache=self.plugin.cache,
-                      model_name=self.model_name, progress=self.ctx.emit)
+                      model_name=self.model_name, progress=self.ctx.emit, recall_passages=s.recall_passages)
 
     async def chunks(self, doc, question: str, summary: bool) -> list[Chunk]:
         if self.count is None:

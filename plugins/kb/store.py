@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from assistant.documents.keywords import words
 from assistant.errors import UsageError
 
 SUPPORTED_SUFFIXES = {".pdf", ".docx", ".html", ".htm", ".xhtml", ".md", ".markdown", ".txt", ".text", ".rst"}
@@ -427,7 +428,7 @@ class KnowledgeBase:
         return [(cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0])]
 
     def _keyword_search(self, query: str, collection: str, where: dict, n: int) -> list[str]:
-        terms = [t for t in re.findall(r"\w+", query.lower()) if len(t) > 1 and t not in _STOP]
+        terms = words(query)
         if not terms:
             return []
         match = " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
@@ -478,7 +479,3 @@ def _chroma_where(where: dict) -> dict | None:
 def _describe(exc: Exception) -> str:
     hint = getattr(exc, "hint", None)
     return f"{exc}" + (f" ({hint})" if hint else "")
-
-
-_STOP = frozenset("""a an and are as at be by can do does for from how i if in is it of on or that the this
-to was what when where which who why will with you your my me we our""".split())

@@ -55,3 +55,20 @@ def test_sequential_streams_reuse_one_connection():
         assert len(ports) == 3 and len(set(ports)) == 1, ports
     finally:
         server.should_exit = True
+
+
+def test_certificates_are_loaded_only_for_https(monkeypatch):
+    """A client for the local engine (plain http) skips loading the CA bundle; https keeps verifying."""
+    import httpx
+
+    seen: list[object] = []
+    real = httpx.AsyncClient.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("verify", True))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.AsyncClient, "__init__", spy)
+    ChatClient(ClientConfig(base_url="http://127.0.0.1:8000/v1", model="m"))
+    ChatClient(ClientConfig(base_url="HTTPS://api.example.com/v1", model="m"))
+    assert seen == [False, True]

@@ -112,7 +112,10 @@ async def test_cache_makes_a_repeated_question_free_and_resumes_a_cancelled_read
     assert len(maps2) == len(chunks) - finished and result.cached == finished
     model3 = ScriptedModel(responder=responder)
     again = await run(model3)
-    assert len(model3.requests) == 1 and again.answer == result.answer  # only the reduce
+    assert len(model3.requests) == 0 and again.answer == result.answer  # the final answer is cached too
+    model4 = ScriptedModel(responder=responder)
+    other = await reader(model4, cache=cache, model_name="m2", concurrency=2).answer(doc, chunks, "How long is the warranty?")
+    assert len(model4.requests) == len(chunks) + 1 and other.answer == result.answer  # another model reads afresh
 
 
 async def test_nothing_relevant_says_so_without_asking_the_model_to_guess():
@@ -143,7 +146,7 @@ async def test_hierarchical_reduce_when_findings_overflow_the_context():
     assert result.reduce_rounds >= 2 and merges
     final_system = model.requests[-1]["messages"][0]["content"]
     assert sum(count([final_system])) < 1024
-    assert "[3]" in final_system  # merged notes keep the finding numbers they came from
+    assert "[3]" in final_system and "[40]" in final_system  # merged notes keep every number they came from
     assert [s.split("]")[0] for s in result.sources] == ["[3", "[40"]
 
 
@@ -176,6 +179,64 @@ async def test_summary_reads_every_chunk_and_combines_in_order():
     final = model.requests[-1]["messages"][0]["content"]
     assert final.index("Part 1 covers") < final.index("Part 2 covers")
     assert result.answer == "The manual covers boilers [1][2]."
+
+
+async def test_a_claim_without_a_verified_quote_is_not_evidence_but_the_passage_is():
+    """A small model says 'relevant' and answers from the question's own words: that claim does
+    not reach the final prompt; the original sentence does, found by keyword re-retrieval."""
+    doc = long_doc(pages=60, needle_page=23)
+    chunks = chunk_document(doc, count, max_tokens=400)
+
+    def muddled(messages, tools):
+        system, user = messages[0]["content"], messages[-1]["content"]
+        if "Notes:" in system:
+            return "It lasts seven years [1]."
+        if "warranty" in user.split("\n\nQuestion:")[0] or "Excerpt 3 of" in user:
+            return json.dumps({"relevant": True, "answer": "The warranty of the kettle is the kettle warranty.",
+                               "quotes": ["The kettle warranty is a warranty."]})  # not in the text
+        return json.dumps({"relevant": False, "answer": "", "quotes": []})
+
+    model = ScriptedModel(responder=muddled)
+    events = []
+    result = await reader(model, progress=events.append).answer(doc, chunks, "How long is the kettle warranty?")
+    final = model.requests[-1]["messages"][0]["content"]
+    assert NEEDLE in final and "original text" in final
+    assert "the kettle warranty" not in final.lower().split("notes:")[1].split(NEEDLE)[0].lower()
+    assert result.relevant == 0 and result.passages >= 1 and result.stats["unverified"] == 2
+    assert result.sources[0].startswith("[1] manual.pdf p. 23")
+    assert any("passages of the original text" in e.message for e in events)
+    # Filler that merely shares common words with the question is not shown.
+    assert final.count("original text)") <= 6 and "Page 3 filler" not in final
+
+
+async def test_passages_need_most_of_the_question_when_no_chunk_claims_relevance():
+    doc = long_doc(pages=30, needle_page=12)
+    chunks = chunk_document(doc, count, max_tokens=400)
+
+    def blind(messages, tools):  # the map step misses the fact everywhere
+        if "Notes:" in messages[0]["content"]:
+            return "Seven years [1]."
+        return json.dumps({"relevant": False, "answer": "", "quotes": []})
+
+    found = await reader(ScriptedModel(responder=blind)).answer(doc, chunks, "How long is the Model K kettle warranty?")
+    assert found.passages == 1 and "p. 12" in found.sources[0]
+    # Only common words of the document match: nothing is shown, and the reader says so.
+    model = ScriptedModel(responder=blind)
+    none = await reader(model).answer(doc, chunks, "How do I replace the thermostats of a boiler valve for free?")
+    assert none.passages == 0 and "none of them answers" in none.answer and len(model.requests) == len(chunks)
+
+
+def test_bm25_prefers_rare_words_and_folds_word_forms():
+    from assistant.documents.keywords import KeywordIndex, stem, words
+
+    texts = ["The frobnicator package is maintained by Alice Kowalski.", "Every package has a maintainer.",
+             "Packages are built by maintainers.", "Mirrors carry packages."]
+    index = KeywordIndex(texts)
+    top = index.search({"maintain": 1.0, "frobnicator": 1.0, "package": 1.0}, 2)
+    assert top[0][0] == 0 and top[0][1] > top[1][1]
+    assert stem("maintainer") == stem("maintained") and stem("packages") == stem("package")
+    assert index.coverage(0, ["frobnicator", "package"]) == 1.0 and index.coverage(3, ["frobnicator"]) == 0.0
+    assert words("What is the name of it?") == ["name"]
 
 
 def test_parse_finding_and_quote_check():
