@@ -39,6 +39,7 @@ from typing import Any, Callable
 from assistant.documents.chunking import Chunk, chunk_document
 from assistant.documents.keywords import KeywordIndex, terms
 from assistant.documents.model import Document
+from assistant.documents.tokens import ratio_counter
 from assistant.events import Progress
 
 FINDING_SCHEMA = {
@@ -155,6 +156,9 @@ class Reader:
         done = relevant = 0
 
         errors: list[BaseException] = []
+        # The passage index for re-retrieval is built in a thread while the chunks are read.
+        indexing = None if summary or not self.recall_passages else asyncio.ensure_future(
+            asyncio.to_thread(self._passage_index, doc))
 
         async def one(c: Chunk) -> None:
             nonlocal done, relevant
@@ -195,7 +199,7 @@ class Reader:
             useful, passages = [f for f in claimed if f.answer.strip()], []
         else:  # evidence is what the text says: findings with a verified quote, and matching passages
             useful = _dedupe([f for f in claimed if f.quotes])
-            passages = self._recall(doc, chunks, question, claimed, useful)
+            passages = self._recall(doc, chunks, question, claimed, useful, *(await indexing)) if indexing else []
         if not useful and not passages:
             result = ReadResult(self._nothing_found(doc, question, len(chunks), summary), [], got, len(chunks), 0,
                                 sum(f.cached for f in got))
@@ -309,18 +313,19 @@ class Reader:
 
     def _passage_index(self, doc: Document) -> tuple[list[Chunk], KeywordIndex]:
         if doc.sha256 not in self._passages:
-            passages = chunk_document(doc, self.count, max_tokens=self.passage_tokens)
+            # Passages are only ranked, never packed to a limit, so a character estimate sizes them
+            # (the tokenizer would cost as much again as chunking the document did).
+            passages = chunk_document(doc, ratio_counter(4.0, margin=1.0), max_tokens=self.passage_tokens)
             self._passages[doc.sha256] = (passages, KeywordIndex(p.text for p in passages))
         return self._passages[doc.sha256]
 
     def _recall(self, doc: Document, chunks: list[Chunk], question: str, claimed: list[Finding],
-                useful: list[Finding]) -> list[Chunk]:
+                useful: list[Finding], passages: list[Chunk], index: KeywordIndex) -> list[Chunk]:
         """Original passages that best match the question, best first (Qwen-Agent's keyword
         re-retrieval, steered by the map step: its words weigh in, its chunks rank higher)."""
         wanted = set(terms(question))
-        if not wanted or not self.recall_passages:
+        if not wanted:
             return []
-        passages, index = self._passage_index(doc)
         query = dict.fromkeys(wanted, 1.0)
         for f in claimed:
             for t in terms(f.answer + " " + " ".join(f.quotes)):
