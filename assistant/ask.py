@@ -149,12 +149,16 @@ def run_ask(settings: Settings, req: AskRequest, out: TextIO = sys.stdout) -> in
         ready = time.perf_counter()
         native = endpoint.spec.tool_call_parser is not None if endpoint.spec else settings.model.tool_call_parser != "none"
 
+        model_name = endpoint.client.model
+
         async def go() -> TurnFinished:
             async with ChatClient(endpoint.client) as client:
+                nonlocal model_name  # with --base-url alone, the server says what it serves
+                model_name = endpoint.client.model or await client.model_name()
                 dialogue = Dialogue(
                     client, settings=settings, registry=registry, prompts=prompts,
                     approver=TerminalApprover() if interactive else None, store=store, session_id=session_id,
-                    model_name=endpoint.client.model, model_accepts_images=endpoint.client.vision, native_tools=native,
+                    model_name=model_name, model_accepts_images=endpoint.client.vision, native_tools=native,
                 )  # fmt: skip
                 if req.system:
                     dialogue.system_override = req.system
@@ -173,7 +177,7 @@ def run_ask(settings: Settings, req: AskRequest, out: TextIO = sys.stdout) -> in
             if store is not None:
                 store.close()
     if req.json_output:
-        out.write(json.dumps(_as_json(result, render, endpoint, started, ready), ensure_ascii=False) + "\n")
+        out.write(json.dumps(_as_json(result, render, endpoint, model_name, started, ready), ensure_ascii=False) + "\n")
     else:
         if not result.text.endswith("\n"):
             out.write("\n")
@@ -183,10 +187,10 @@ def run_ask(settings: Settings, req: AskRequest, out: TextIO = sys.stdout) -> in
     return 0
 
 
-def _as_json(result: TurnFinished, render: _Renderer, endpoint, started: float, ready: float) -> dict:
+def _as_json(result: TurnFinished, render: _Renderer, endpoint, model: str, started: float, ready: float) -> dict:
     return {
         "answer": result.text,
-        "model": endpoint.client.model,
+        "model": model,
         "session_id": result.session_id,
         "finish_reason": result.finish_reason,
         "steps": result.steps,

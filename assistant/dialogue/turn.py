@@ -11,6 +11,7 @@ schemas and argument validation (see plugin_api/tools.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import date
 from typing import Any, AsyncIterator, Protocol, Sequence
@@ -183,6 +184,25 @@ class Dialogue:
         )
         return [{"role": "system", "content": content}]
 
+    async def _stream(self, tools: list[dict] | None, choice: dict | None) -> AsyncIterator[Any]:
+        """One model call; a context overflow names the tool schemas when they are part of it."""
+        from ..errors import ContextTooLong
+
+        m = self.settings.model
+        try:
+            async for event in self.model.stream_chat(
+                self._system() + self.history, tools=tools, tool_choice=choice, temperature=m.temperature,
+                max_tokens=m.max_tokens, seed=None if m.seed < 0 else m.seed,
+            ):
+                yield event
+        except ContextTooLong as exc:
+            if tools:  # ~10 tools are ~2k tokens: on a 4k model that is half the room
+                size = len(json.dumps(tools)) // 4
+                exc.hint = (f"{len(tools)} tool schemas go with every request (~{size:,} tokens): disable plugins "
+                            "you do not use ([plugins] disabled = [...], see `assistant plugins list`); or "
+                            + (exc.hint or ""))
+            raise
+
     async def _loop(self, started: float, partial: list[str], force_tool: str | None) -> AsyncIterator[Any]:
         d, m = self.settings.dialogue, self.settings.model
         usage = Usage()
@@ -201,14 +221,7 @@ class Dialogue:
                     choice = {"type": "function", "function": {"name": force_tool}}
                     # strict: the server constrains the arguments to the schema (vLLM honours it).
                     tools = [dict(t, function={**t["function"], "strict": True}) if t["function"]["name"] == force_tool else t for t in tools]
-            async for event in self.model.stream_chat(
-                self._system() + self.history,
-                tools=tools,
-                tool_choice=choice,
-                temperature=m.temperature,
-                max_tokens=m.max_tokens,
-                seed=None if m.seed < 0 else m.seed,
-            ):
+            async for event in self._stream(tools, choice):
                 if isinstance(event, TextDelta):
                     partial.append(event.text)
                     shown = filt.feed(event.text) if offer_tools and d.recover_text_tool_calls else event.text

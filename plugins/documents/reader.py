@@ -199,7 +199,7 @@ class Reader:
             useful, passages = [f for f in claimed if f.answer.strip()], []
         else:  # evidence is what the text says: findings with a verified quote, and matching passages
             useful = _dedupe([f for f in claimed if f.quotes])
-            passages = self._recall(doc, chunks, question, claimed, useful, *(await indexing)) if indexing else []
+            passages = self._recall(chunks, question, claimed, useful, *(await indexing)) if indexing else []
         if not useful and not passages:
             result = ReadResult(self._nothing_found(doc, question, len(chunks), summary), [], got, len(chunks), 0,
                                 sum(f.cached for f in got))
@@ -319,7 +319,7 @@ class Reader:
             self._passages[doc.sha256] = (passages, KeywordIndex(p.text for p in passages))
         return self._passages[doc.sha256]
 
-    def _recall(self, doc: Document, chunks: list[Chunk], question: str, claimed: list[Finding],
+    def _recall(self, chunks: list[Chunk], question: str, claimed: list[Finding],
                 useful: list[Finding], passages: list[Chunk], index: KeywordIndex) -> list[Chunk]:
         """Original passages that best match the question, best first (Qwen-Agent's keyword
         re-retrieval, steered by the map step: its words weigh in, its chunks rank higher)."""

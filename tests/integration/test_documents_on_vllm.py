@@ -97,6 +97,7 @@ def test_retrieve_mode_sends_only_the_closest_passages(tmp_path, cache_dir, tiny
     assert r.returncode == 0, r.stderr[-3000:]
     (att,) = json.loads(r.stdout)["attachments"]
     assert att["title"] == "3 passages retrieved from manual.md"
+    assert json.loads(r.stdout)["model"] == tiny_engine.served_name  # --base-url alone: the server names it
     assert served_requests(tiny_engine.base_url) - before == 1  # just the answer
     # the passage with the service code is among them (the question names it)
     session = json.loads(r.stdout)["session_id"]

@@ -229,6 +229,16 @@ async def test_model_failure_is_turn_failed_with_partial_text(tmp_path):
     assert isinstance(failed.error, StreamInterrupted)
 
 
+async def test_a_context_overflow_names_the_tool_schemas(tmp_path):
+    from assistant.errors import ContextTooLong
+
+    d, _, _ = make(ContextTooLong("does not fit", hint="shorten the input"), tmp_path=tmp_path)
+    failed = of(await run(d), TurnFailed)[0]
+    assert isinstance(failed.error, ContextTooLong)
+    assert "4 tool schemas go with every request" in failed.error.hint and "[plugins] disabled" in failed.error.hint
+    assert failed.error.hint.endswith("shorten the input")  # the server's own advice is kept
+
+
 async def test_history_carries_over_turns(tmp_path):
     d, model, _ = make("first", "second", tmp_path=tmp_path)
     await run(d, "one")
