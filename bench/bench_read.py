@@ -98,6 +98,36 @@ NEEDLES = [  # (fact sentence, question, what the answer must contain)
         "What is the name of the mascot of the Debian lighthouse team?",
         "Oskar",
     ),
+    (
+        "The default password for the Debian kiosk demo image is bluepelican7.",
+        "What is the default password for the Debian kiosk demo image?",
+        "bluepelican7",
+    ),
+    (
+        "The bug triage robot of the Debian QA team is named Gizmo-9.",
+        "What is the name of the bug triage robot of the Debian QA team?",
+        "Gizmo-9",
+    ),
+    (
+        "The maximum upload size for the experimental queue is 37 megabytes.",
+        "What is the maximum upload size for the experimental queue?",
+        "37",
+    ),
+    (
+        "Security advisories for the Debian toaster port are signed by Priya Raman.",
+        "Who signs the security advisories for the Debian toaster port?",
+        "Raman",
+    ),
+    (
+        "The Debian choir rehearses every Thursday at the Ljubljana community hall.",
+        "On which day of the week does the Debian choir rehearse?",
+        "Thursday",
+    ),
+    (
+        "The Debian archive signing ceremony is held every March in the town of Tromso.",
+        "In which town is the Debian archive signing ceremony held?",
+        "Tromso",
+    ),
 ]
 
 
