@@ -7,6 +7,7 @@ lines, so a citation can point at a page, a section and an exact span.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ..errors import AttachmentError
 
@@ -39,7 +40,7 @@ class Document:
     pages: int | None = None
     metadata: dict = field(default_factory=dict)
 
-    @property
+    @cached_property  # sliced once per unit when chunking: rebuilding it each time was O(units x size)
     def text(self) -> str:
         return SEPARATOR.join(b.text for b in self.blocks)
 

@@ -39,6 +39,13 @@ def test_chunks_are_exact_slices_within_the_limit():
     assert all(i in covered for i, ch in enumerate(doc.text) if not ch.isspace())
 
 
+def test_the_document_text_is_joined_once():
+    """Chunking slices doc.text once per sentence: rebuilding it on every access made chunking a
+    300-page PDF take seconds (quadratic in the document's size)."""
+    doc = make([para(f"P{i}", 3) for i in range(5)])
+    assert doc.text is doc.text
+
+
 def test_prefers_paragraph_boundaries_and_never_splits_a_sentence():
     doc = make([para(f"P{i}", 3, words_per=5) for i in range(10)])  # 15 words (+2 separators) each
     chunks = chunk_document(doc, wc, max_tokens=40, overlap=0)
