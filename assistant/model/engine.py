@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -207,9 +208,9 @@ class EngineManager:
                     f"the vLLM engine was not ready after {self.settings.engine.startup_timeout:.0f} s",
                     hint=f"raise engine.startup_timeout, or read its log: {state.log_path}",
                 )
-            last = _tail(state.log_path, 1).strip()
+            last = log_message(_tail(state.log_path, 1))
             self.progress(
-                Progress("engine", f"starting vLLM ({state.served_name}) {time.monotonic() - started:.0f} s: {last[-90:]}")
+                Progress("engine", f"starting vLLM ({state.served_name}) {time.monotonic() - started:.0f} s: {last}")
             )
             time.sleep(0.5)
 
@@ -295,6 +296,15 @@ def _die_with_parent() -> None:
 
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def log_message(line: str, width: int = 90) -> str:
+    """What a vLLM log line says, without its '(EngineCore pid=1) INFO 11-24 00:18:59 [file.py:317]'
+    prefix, shortened at the end: the start of a message is the part worth showing."""
+    line = " ".join(line.split())
+    m = re.search(r"\[[\w./-]+:\d+\]\s*(.*)$", line)
+    message = (m.group(1) if m else line) or line
+    return message if len(message) <= width else message[: width - 1] + "…"
 
 
 def _tail(path: str, lines: int) -> str:

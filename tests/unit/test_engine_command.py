@@ -2,7 +2,7 @@
 
 import json
 
-from assistant.model.engine import build_command, build_env, fingerprint
+from assistant.model.engine import build_command, build_env, fingerprint, log_message
 from assistant.model.models import ModelSpec
 from assistant.settings import load_settings, parse_assignments
 
@@ -57,3 +57,11 @@ def test_fingerprint_ignores_port_but_not_model():
     s = settings()
     assert fingerprint(build_command(s, VLM, 1, "cpu")) == fingerprint(build_command(s, VLM, 2, "cpu"))
     assert fingerprint(build_command(s, VLM, 1, "cpu")) != fingerprint(build_command(s, TEXT, 1, "cpu"))
+
+
+def test_start_up_progress_shows_the_log_message_not_its_prefix():
+    line = "(EngineCore pid=8316) INFO 11-24 00:18:59 [compilation.py:317] Enabled custom fusions: norm_quant, act_quant\n"
+    assert log_message(line) == "Enabled custom fusions: norm_quant, act_quant"
+    assert log_message("Loading safetensors checkpoint shards:  50% 1/2") == "Loading safetensors checkpoint shards: 50% 1/2"
+    long = log_message("INFO [x.py:1] " + "word " * 40, width=30)
+    assert len(long) == 30 and long.startswith("word word") and long.endswith("…")
