@@ -109,6 +109,9 @@ class DialogueSettings:
     recover_text_tool_calls: bool = _f(
         True, "Also run tool calls a model wrote as text (<tool_call>{...}</tool_call> or a bare JSON object)."
     )
+    fit_history: bool = _f(
+        True, "When a conversation outgrows the model's context, leave its oldest turns out of the request (the session keeps them)."
+    )
     system_prompt: str = _f("system", "Template (in prompts/) for the system prompt; '' sends none.")
     prompts_dir: str = _f("", "Your own prompt templates, overriding the project's. Empty: $XDG_CONFIG_HOME/assistant/prompts.")
 

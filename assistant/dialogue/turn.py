@@ -22,6 +22,7 @@ from ..events import (
     AttachmentProcessed,
     AttachmentProduced,
     Completion,
+    Progress,
     TextDelta,
     ToolCall,
     ToolCallFinished,
@@ -38,6 +39,8 @@ from ..plugin_api.tools import ArgumentError
 from ..settings import Settings
 from .approval import ApprovalPolicy, ApprovalRequest, Approver
 from .toolcalls import ToolTextFilter, recover_tool_calls
+
+_UNKNOWN = object()  # the model's context length, before anyone asked
 
 
 class ChatModel(Protocol):
@@ -75,6 +78,8 @@ class Dialogue:
         self.native_tools = native_tools
         self.system_override: str | None = None  # e.g. `ask --system`, replaces the template
         self.history: list[dict] = store.history(session_id) if (store and session_id) else []
+        self._context_len: Any = _UNKNOWN
+        self._count: Any = None
 
     # --- public ------------------------------------------------------------------------
 
@@ -184,14 +189,49 @@ class Dialogue:
         )
         return [{"role": "system", "content": content}]
 
-    async def _stream(self, tools: list[dict] | None, choice: dict | None) -> AsyncIterator[Any]:
+    async def _messages(self, tools: list[dict] | None) -> tuple[list[dict], str]:
+        """The system prompt and as much of the history as fits the model's context, and a note
+        when older turns were left out (see fit.py)."""
+        system = self._system()
+        context = await self._context_tokens() if self.settings.dialogue.fit_history else None
+        if not context:
+            return system + self.history, ""
+        from .fit import fit_history, message_tokens
+
+        count = self._counter()
+        fixed = sum(message_tokens(system, count)) + (sum(count([json.dumps(tools)])) if tools else 0)
+        kept, dropped = fit_history(self.history, context - self.settings.model.max_tokens - fixed - 16, count)
+        note = (f"left out the {dropped} oldest of {len(self.history)} messages to fit the model's {context:,}-token "
+                "context (the session keeps them)") if dropped else ""
+        return system + kept, note
+
+    async def _context_tokens(self) -> int | None:
+        """The served model's context window (vLLM reports it), asked once; None if unknown."""
+        if self._context_len is _UNKNOWN:
+            ask = getattr(self.model, "context_length", None)
+            try:
+                self._context_len = await ask() if ask else None
+            except AssistantError:  # the chat request that follows reports the server's trouble
+                self._context_len = None
+        return self._context_len
+
+    def _counter(self):
+        if self._count is None:
+            from ..documents.tokens import ratio_counter, tokenizer_counter
+
+            folder = getattr(getattr(self.model, "config", None), "tokenizer_folder", "")
+            # The model's own tokenizer when its files are local; else ~3 characters a token, on the safe side.
+            self._count = (tokenizer_counter(folder) if folder else None) or ratio_counter(3.0)
+        return self._count
+
+    async def _stream(self, messages: list[dict], tools: list[dict] | None, choice: dict | None) -> AsyncIterator[Any]:
         """One model call; a context overflow names the tool schemas when they are part of it."""
         from ..errors import ContextTooLong
 
         m = self.settings.model
         try:
             async for event in self.model.stream_chat(
-                self._system() + self.history, tools=tools, tool_choice=choice, temperature=m.temperature,
+                messages, tools=tools, tool_choice=choice, temperature=m.temperature,
                 max_tokens=m.max_tokens, seed=None if m.seed < 0 else m.seed,
             ):
                 yield event
@@ -209,6 +249,7 @@ class Dialogue:
         retries_left = d.tool_argument_retries
         tools_on = bool(self.registry.tools)
         n_calls = 0
+        told = ""
         for step in range(1, d.max_steps + 1):
             offer_tools = tools_on and step < d.max_steps
             filt = ToolTextFilter()
@@ -221,7 +262,11 @@ class Dialogue:
                     choice = {"type": "function", "function": {"name": force_tool}}
                     # strict: the server constrains the arguments to the schema (vLLM honours it).
                     tools = [dict(t, function={**t["function"], "strict": True}) if t["function"]["name"] == force_tool else t for t in tools]
-            async for event in self._stream(tools, choice):
+            messages, note = await self._messages(tools)
+            if note and note != told:
+                told = note
+                yield Progress("context", note, 1.0)
+            async for event in self._stream(messages, tools, choice):
                 if isinstance(event, TextDelta):
                     partial.append(event.text)
                     shown = filt.feed(event.text) if offer_tools and d.recover_text_tool_calls else event.text

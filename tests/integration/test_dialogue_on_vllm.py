@@ -98,3 +98,38 @@ def test_plugins_doctor_tries_a_named_call_of_every_tool(tiny_engine, cache_dir,
         line = next(l for l in out.stdout.splitlines() if l.split(":")[0].endswith(tool))
         # The call itself must come back (✓ valid or · invalid arguments); ✗ means no call at all.
         assert line.startswith(("✓", "·")), line
+
+
+async def test_a_chat_longer_than_the_context_keeps_going(tiny_engine, tiny_vlm_dir, tmp_path):
+    """Eight turns of ~1,500 tokens each on a 4096-token model: the oldest turns are left out of
+    the request (with a note) and every turn is answered; the session keeps all of them. With
+    fitting off, the same chat fails once the history no longer fits."""
+    from assistant.errors import ContextTooLong
+    from assistant.events import Progress
+
+    words = " ".join(f"w{i}" for i in range(600))
+
+    async def chat(fit: bool) -> tuple[list, Dialogue]:
+        settings = load_settings(overrides={
+            "paths": {"state_dir": str(tmp_path / str(fit))}, "dialogue": {"system_prompt": "", "fit_history": fit},
+            "model": {"max_tokens": 32, "temperature": 0.0}}, environ={})  # fmt: skip
+        store = open_store(settings)
+        config = ClientConfig(base_url=tiny_engine.base_url, max_retries=0, tokenizer_folder=str(tiny_vlm_dir))
+        events = []
+        async with ChatClient(config) as client:
+            dialogue = Dialogue(client, settings=settings, store=store, model_name=tiny_engine.served_name)
+            for i in range(8):
+                events.append([e async for e in dialogue.turn(f"Part {i}: {words}")])
+                if isinstance(events[-1][-1], TurnFailed):
+                    break
+        store.close()
+        return events, dialogue
+
+    turns, dialogue = await chat(True)
+    assert len(turns) == 8 and all(isinstance(t[-1], TurnFinished) for t in turns), [t[-1] for t in turns]
+    notes = [e.message for t in turns for e in t if isinstance(e, Progress) and e.task == "context"]
+    assert notes and "4,096-token context" in notes[-1]
+    assert len(dialogue.history) == 16  # everything is kept; only the requests shrank
+
+    turns, _ = await chat(False)
+    assert isinstance(turns[-1][-1], TurnFailed) and isinstance(turns[-1][-1].error, ContextTooLong)

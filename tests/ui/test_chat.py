@@ -478,3 +478,24 @@ class Ears(Plugin):
 
     async def handle_attachment(self, attachment, ctx):
         return AttachmentOutput("how much are pears", title=f"Transcript of {attachment.filename}")
+
+
+async def test_a_chat_past_the_context_shows_a_note_and_keeps_answering(tmp_path):
+    """The model's context is small: after a few long turns the oldest are left out of the request,
+    and the chat says so in the conversation (not only in the transient progress panel)."""
+    from assistant.testing import ScriptedModel
+
+    class SmallContext(ScriptedModel):
+        async def context_length(self):
+            return 1500
+
+    model = SmallContext(*[f"Answer {i}. " + "word " * 120 for i in range(4)])
+    app = make_app(tmp_path, model=model)
+    async with app.run_test() as pilot:
+        for i in range(4):
+            await send(pilot, f"Question {i}: " + "long " * 150)
+            await finished(pilot)
+        notes = [str(n.render()) for n in app.query(Note)]
+        assert any("oldest of" in n and "1,500-token context" in n for n in notes), notes
+        assert len(answers(app)) == 4 and answers(app)[-1].markdown.source.startswith("Answer 3.")
+    assert len(model.requests[-1]["messages"]) < 7  # the last request left turns out

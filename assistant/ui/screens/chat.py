@@ -316,6 +316,8 @@ class ChatScreen(SessionActions, Screen):
         elif isinstance(event, ToolCallFinished):
             if event.call_id in panels:
                 panels[event.call_id].finished(event.result, event.error, event.duration_s)
+        elif isinstance(event, Progress) and event.task == "context":  # older turns left out: worth keeping in view
+            await view.add_note(event.message)
         elif isinstance(event, Progress):
             await self.progress.update(event.task, event.message, event.fraction)
         elif isinstance(event, AttachmentProcessed):
