@@ -49,6 +49,7 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +79,16 @@ class Clock:
     vectors: list = field(default_factory=list)  # captured real vectors (a pool for precomputed runs)
 
 
+@contextmanager
+def timed(clock: "Clock", part: str):
+    """Add the time the block takes to `clock.<part>`, also when it raises."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        setattr(clock, part, getattr(clock, part) + time.perf_counter() - t0)
+
+
 class TimedEmbedder:
     """The real embedder, timed; or (pool given) one that returns perturbed pool vectors."""
 
@@ -88,15 +99,11 @@ class TimedEmbedder:
         self.next = 0
 
     def count_tokens(self, texts):
-        t0 = time.perf_counter()
-        try:
+        with timed(self.clock, "count"):
             return self.real.count_tokens(texts)
-        finally:
-            self.clock.count += time.perf_counter() - t0
 
     def encode(self, texts, batch_size: int = 64):
-        t0 = time.perf_counter()
-        try:
+        with timed(self.clock, "embed"):
             if self.pool is None:
                 out = self.real.encode(texts, batch_size=batch_size)
                 if len(self.clock.vectors) < self.capture:
@@ -109,8 +116,6 @@ class TimedEmbedder:
             v = self.pool[idx] + self.rng.normal(0.0, 0.017, (len(texts), self.pool.shape[1])).astype(np.float32)
             v /= np.linalg.norm(v, axis=1, keepdims=True)
             return v.tolist()
-        finally:
-            self.clock.embed += time.perf_counter() - t0
 
 
 class TimedCollection:
@@ -118,11 +123,8 @@ class TimedCollection:
         self._inner, self._clock = inner, clock
 
     def upsert(self, **kw):
-        t0 = time.perf_counter()
-        try:
+        with timed(self._clock, "chroma"):
             return self._inner.upsert(**kw)
-        finally:
-            self._clock.chroma += time.perf_counter() - t0
 
     def __getattr__(self, name):
         return getattr(self._inner, name)
@@ -135,21 +137,15 @@ class TimedConnection:
         self._inner, self._clock = inner, clock
 
     def executemany(self, *a):
-        t0 = time.perf_counter()
-        try:
+        with timed(self._clock, "sqlite"):
             return self._inner.executemany(*a)
-        finally:
-            self._clock.sqlite += time.perf_counter() - t0
 
     def __enter__(self):
         return self._inner.__enter__()
 
     def __exit__(self, *exc):
-        t0 = time.perf_counter()
-        try:
+        with timed(self._clock, "sqlite"):
             return self._inner.__exit__(*exc)
-        finally:
-            self._clock.sqlite += time.perf_counter() - t0
 
     def __getattr__(self, name):
         return getattr(self._inner, name)

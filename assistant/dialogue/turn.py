@@ -199,7 +199,7 @@ class Dialogue:
         from .fit import fit_history, message_tokens
 
         count = self._counter()
-        fixed = sum(message_tokens(system, count)) + (sum(count([json.dumps(tools)])) if tools else 0)
+        fixed = sum(message_tokens(system, count)) + self._tool_tokens(tools)
         kept, dropped = fit_history(self.history, context - self.settings.model.max_tokens - fixed - 16, count)
         note = (f"left out the {dropped} oldest of {len(self.history)} messages to fit the model's {context:,}-token "
                 "context (the session keeps them)") if dropped else ""
@@ -224,6 +224,10 @@ class Dialogue:
             self._count = (tokenizer_counter(folder) if folder else None) or ratio_counter(3.0)
         return self._count
 
+    def _tool_tokens(self, tools: list[dict] | None) -> int:
+        """What the tool schemas sent with a request cost in tokens (an estimate)."""
+        return sum(self._counter()([json.dumps(tools)])) if tools else 0
+
     async def _stream(self, messages: list[dict], tools: list[dict] | None, choice: dict | None) -> AsyncIterator[Any]:
         """One model call; a context overflow names the tool schemas when they are part of it."""
         from ..errors import ContextTooLong
@@ -237,9 +241,8 @@ class Dialogue:
                 yield event
         except ContextTooLong as exc:
             if tools:  # ~10 tools are ~2k tokens: on a 4k model that is half the room
-                size = len(json.dumps(tools)) // 4
-                exc.hint = (f"{len(tools)} tool schemas go with every request (~{size:,} tokens): disable plugins "
-                            "you do not use ([plugins] disabled = [...], see `assistant plugins list`); or "
+                exc.hint = (f"{len(tools)} tool schemas go with every request (~{self._tool_tokens(tools):,} tokens): "
+                            "disable plugins you do not use ([plugins] disabled = [...], see `assistant plugins list`); or "
                             + (exc.hint or ""))
             raise
 

@@ -82,9 +82,10 @@ class ChatClient:
         resp = await self._send("GET", "models")
         return resp.json().get("data", [])
 
-    async def model_name(self) -> str:
+    async def model_name(self, models: list[dict[str, Any]] | None = None) -> str:
+        """The configured model, else the first one the server lists (`models`: a listing in hand)."""
         if not self._model:
-            models = await self.list_models()
+            models = await self.list_models() if models is None else models
             if not models:
                 raise RequestRejected("the server lists no models", hint="check the server's --model flag")
             self._model = models[0]["id"]
@@ -92,8 +93,9 @@ class ChatClient:
 
     async def context_length(self) -> int | None:
         """The served model's context window (vLLM lists it as max_model_len), if the server says."""
-        name = await self.model_name()
-        for m in await self.list_models():
+        models = await self.list_models()  # one listing answers both questions
+        name = await self.model_name(models)
+        for m in models:
             if m.get("id") == name and m.get("max_model_len"):
                 return int(m["max_model_len"])
         return None

@@ -27,7 +27,7 @@ class MapCache:
         # The chunk's span and text hash pin the chunking; the prompt text pins the instructions.
         parts = [doc_sha, str(chunk.start), str(chunk.end), hashlib.sha256(chunk.text.encode()).hexdigest(),
                  " ".join(question.lower().split()), "summary" if summary else "qa", model, prompt]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+        return MapCache.text_key(*parts)
 
     @staticmethod
     def text_key(*parts: str) -> str:

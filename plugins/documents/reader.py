@@ -370,7 +370,7 @@ class Reader:
             shown.append(p)
             extra.append(text)
             room -= size
-        budget -= sum(self.count(extra)) + len(extra)
+            budget -= size
         rounds = 0
         while True:
             rounds += 1
