@@ -123,7 +123,7 @@ def run_ask(settings: Settings, req: AskRequest, out: TextIO = sys.stdout) -> in
     from .dialogue.attachments import route_attachments
     from .dialogue.turn import Dialogue
     from .model.client import ChatClient
-    from .model.endpoint import open_endpoint
+    from .model.endpoint import open_endpoint, tool_modes
     from .runtime import load_registry, open_store, prompt_library, report_plugin_failures
 
     progress = StderrProgress(quiet=req.quiet or req.json_output)
@@ -147,7 +147,7 @@ def run_ask(settings: Settings, req: AskRequest, out: TextIO = sys.stdout) -> in
     with open_endpoint(settings, progress, needs_vision=needs_vision) as endpoint:
         progress.clear()
         ready = time.perf_counter()
-        native = endpoint.spec.tool_call_parser is not None if endpoint.spec else settings.model.tool_call_parser != "none"
+        native, selection = tool_modes(settings, endpoint.spec)
 
         model_name = endpoint.client.model
 
@@ -159,6 +159,7 @@ def run_ask(settings: Settings, req: AskRequest, out: TextIO = sys.stdout) -> in
                     client, settings=settings, registry=registry, prompts=prompts,
                     approver=TerminalApprover() if interactive else None, store=store, session_id=session_id,
                     model_name=model_name, model_accepts_images=endpoint.client.vision, native_tools=native,
+                    tool_selection=selection,
                 )  # fmt: skip
                 if req.system:
                     dialogue.system_override = req.system

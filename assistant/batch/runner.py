@@ -273,7 +273,7 @@ class BatchRunner:
         dialogue = Dialogue(
             meter, settings=self.settings, registry=self.registry, prompts=self.prompts, approver=None,
             store=self.store, model_name=slot.target.model_name, model_accepts_images=slot.target.vision,
-            native_tools=slot.target.native_tools,
+            native_tools=slot.target.native_tools, tool_selection=slot.target.tool_selection,
         )  # fmt: skip
         system = item.system or self.options.system
         if system:

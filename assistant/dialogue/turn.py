@@ -38,6 +38,7 @@ from ..plugin_api.registry import PluginRegistry
 from ..plugin_api.tools import ArgumentError
 from ..settings import Settings
 from .approval import ApprovalPolicy, ApprovalRequest, Approver
+from .guidance import call_grammar, offered, rejects_structured_outputs, same_call
 from .toolcalls import ToolTextFilter, recover_tool_calls
 
 _UNKNOWN = object()  # the model's context length, before anyone asked
@@ -63,6 +64,7 @@ class Dialogue:
         model_name: str = "",
         model_accepts_images: bool | None = None,
         native_tools: bool = True,
+        tool_selection: str = "model",
     ) -> None:
         self.model = model
         self.settings = settings
@@ -76,6 +78,10 @@ class Dialogue:
         # False when the server has no tool-call parser (e.g. the bundled SmolLM2): tools are then
         # described in the system prompt and the loop recovers the calls from the text.
         self.native_tools = native_tools
+        # "guided": fewer tools per turn and server-constrained calls, for small models (guidance.py).
+        self.tool_selection = tool_selection
+        self._grammar_ok = True
+        self._offered: list | None = None  # guided: the tools offered in this step
         self.system_override: str | None = None  # e.g. `ask --system`, replaces the template
         self.history: list[dict] = store.history(session_id) if (store and session_id) else []
         self._context_len: Any = _UNKNOWN
@@ -180,12 +186,15 @@ class Dialogue:
             return []
         import json
 
-        tools = [
-            {"name": s.name, "description": s.description, "parameters": json.dumps(s.schema)}
-            for s in self.registry.tools.values()
+        # Guided with a server-side parser: the chat template lists the tools already.
+        guided = self.tool_selection == "guided"
+        specs = self._offered if (guided and self._offered is not None) else self.registry.tools.values()
+        tools = [] if guided and self.native_tools else [
+            {"name": s.name, "description": s.description, "parameters": json.dumps(s.schema)} for s in specs
         ]
         content = self.prompts.render(
-            name, date=date.today().isoformat(), tools=tools, attachments_note="", text_tool_calls=not self.native_tools
+            name, date=date.today().isoformat(), tools=tools, attachments_note="", text_tool_calls=not self.native_tools,
+            guided=guided and bool(self.registry.tools),
         )
         return [{"role": "system", "content": content}]
 
@@ -228,17 +237,26 @@ class Dialogue:
         """What the tool schemas sent with a request cost in tokens (an estimate)."""
         return sum(self._counter()([json.dumps(tools)])) if tools else 0
 
-    async def _stream(self, messages: list[dict], tools: list[dict] | None, choice: dict | None) -> AsyncIterator[Any]:
+    async def _stream(self, messages: list[dict], tools: list[dict] | None, choice: dict | None,
+                      extra: dict | None = None) -> AsyncIterator[Any]:  # fmt: skip
         """One model call; a context overflow names the tool schemas when they are part of it."""
-        from ..errors import ContextTooLong
+        from ..errors import ContextTooLong, RequestRejected
 
         m = self.settings.model
+        kwargs = dict(tools=tools, tool_choice=choice, temperature=m.temperature, max_tokens=m.max_tokens,
+                      seed=None if m.seed < 0 else m.seed)  # fmt: skip
         try:
-            async for event in self.model.stream_chat(
-                messages, tools=tools, tool_choice=choice, temperature=m.temperature,
-                max_tokens=m.max_tokens, seed=None if m.seed < 0 else m.seed,
-            ):
-                yield event
+            try:
+                async for event in self.model.stream_chat(messages, **kwargs, **({"extra": extra} if extra else {})):
+                    yield event
+            except RequestRejected as exc:
+                if not extra or not rejects_structured_outputs(exc):
+                    raise
+                # Not vLLM: no call grammar, for this request and the rest of the conversation.
+                self._grammar_ok = False
+                yield Progress("tools", "the server has no structured outputs: tool calls are not constrained", 1.0)
+                async for event in self.model.stream_chat(messages, **kwargs):
+                    yield event
         except ContextTooLong as exc:
             if tools:  # ~10 tools are ~2k tokens: on a 4k model that is half the room
                 exc.hint = (f"{len(tools)} tool schemas go with every request (~{self._tool_tokens(tools):,} tokens): "
@@ -253,23 +271,32 @@ class Dialogue:
         tools_on = bool(self.registry.tools)
         n_calls = 0
         told = ""
+        ran: list[tuple[str, str]] = []  # (name, arguments) of the calls run in this turn
         for step in range(1, d.max_steps + 1):
             offer_tools = tools_on and step < d.max_steps
             filt = ToolTextFilter()
             completion: Completion | None = None
             partial.clear()
             tools, choice = None, None
+            extra = None
+            guided = self.tool_selection == "guided"
+            self._offered = offered(self.registry.tools.values(), self.history) if offer_tools and guided else None
             if offer_tools and self.native_tools:
-                tools = self.registry.openai_tools()
+                tools = [spec.openai() for spec in (self._offered if guided else self.registry.tools.values())] or None
                 if force_tool and step == 1:
                     choice = {"type": "function", "function": {"name": force_tool}}
+                    if guided:
+                        tools = [self.registry.tools[force_tool].openai()]
                     # strict: the server constrains the arguments to the schema (vLLM honours it).
                     tools = [dict(t, function={**t["function"], "strict": True}) if t["function"]["name"] == force_tool else t for t in tools]
+            if offer_tools and guided and not choice and self._offered and self._grammar_ok:
+                # Without a parser the tools are in the system prompt, and the grammar still holds.
+                extra = {"structured_outputs": {"structural_tag": call_grammar([s.openai() for s in self._offered])}}
             messages, note = await self._messages(tools)
             if note and note != told:
                 told = note
                 yield Progress("context", note, 1.0)
-            async for event in self._stream(messages, tools, choice):
+            async for event in self._stream(messages, tools, choice, extra):
                 if isinstance(event, TextDelta):
                     partial.append(event.text)
                     shown = filt.feed(event.text) if offer_tools and d.recover_text_tool_calls else event.text
@@ -277,11 +304,16 @@ class Dialogue:
                         yield TextDelta(shown)
                 elif isinstance(event, Completion):
                     completion = event
+                else:
+                    yield event  # progress from the request itself
             assert completion is not None
             usage = Usage(usage.prompt_tokens + completion.usage.prompt_tokens, usage.completion_tokens + completion.usage.completion_tokens)
             calls, text = list(completion.tool_calls), completion.text
             if offer_tools and not calls and d.recover_text_tool_calls:
                 _, calls = recover_tool_calls(text, set(self.registry.tools))
+            if self.tool_selection == "guided" and any(same_call((c.name, c.arguments), done) for c in calls for done in ran):
+                tools_on = False  # the same call again: its result is already there, so answer
+                continue
             rest = filt.finish(consumed=bool(calls)) if offer_tools and d.recover_text_tool_calls else ""
             if rest:
                 yield TextDelta(rest)
@@ -305,6 +337,7 @@ class Dialogue:
             )
             for call in calls:
                 n_calls += 1
+                ran.append((call.name, call.arguments))
                 result, valid = None, True
                 async for event in self._run_tool(call, message_id):
                     if isinstance(event, tuple):

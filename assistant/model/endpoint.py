@@ -62,6 +62,16 @@ def open_endpoint(
         yield Endpoint(client_config(settings, state.base_url, state.served_name, spec.vision, folder), state, spec)
 
 
+def tool_modes(settings: Settings, spec: ModelSpec | None) -> tuple[bool, str]:
+    """(the server parses tool calls itself, how a tool is picked: "model" or "guided") for a
+    local engine's model (`spec`) or, with spec None, a server named by base_url."""
+    native = spec.tool_call_parser is not None if spec else settings.model.tool_call_parser != "none"
+    selection = settings.dialogue.tool_selection
+    if selection == "auto":
+        selection = getattr(spec, "tool_selection", "model") if spec else "model"
+    return native, selection
+
+
 def _no_images(model: str) -> ImagesNotSupported:
     return ImagesNotSupported(
         f"the model {model} cannot take images",

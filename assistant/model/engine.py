@@ -72,6 +72,9 @@ def build_command(settings: Settings, spec: ModelSpec, port: int, device: str) -
         cmd += ["--enable-auto-tool-choice", "--tool-call-parser", spec.tool_call_parser]
     if spec.chat_template:
         cmd += ["--chat-template", spec.chat_template]
+    dtype = engine_dtype(e.dtype, device)
+    if dtype:
+        cmd += ["--dtype", dtype]
     eager = e.enforce_eager == "yes" or (e.enforce_eager == "auto" and device == "cpu")
     if eager:
         cmd.append("--enforce-eager")
@@ -86,6 +89,28 @@ def build_command(settings: Settings, spec: ModelSpec, port: int, device: str) -
     else:
         cmd += ["--gpu-memory-utilization", str(e.gpu_memory_utilization)]
     return cmd + list(e.extra_args)
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def engine_dtype(setting: str, device: str) -> str | None:
+    """--dtype for vLLM, or None for the model's own. Without native bfloat16 (AVX512-BF16 or
+    AMX) a CPU multiplies bfloat16 matrices ~6x slower than float32 (10 vs 65 GFLOP/s measured
+    on a 2-core AVX2 EPYC), which makes reading a prompt the slowest part of every answer."""
+    if setting != "auto":
+        return setting
+    if device != "cpu":
+        return None
+    return "bfloat16" if cpu_flags() & {"avx512_bf16", "amx_bf16"} else "float32"
 
 
 def build_env(settings: Settings, device: str) -> dict[str, str]:

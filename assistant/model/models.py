@@ -34,7 +34,7 @@ PRESETS: dict[str, Preset] = {
     "qwen2.5-vl-7b": Preset("Qwen/Qwen2.5-VL-7B-Instruct", True, "hermes", "needs a 24 GB GPU"),
 }
 GPU_DEFAULT = "qwen2.5-vl-3b"
-BUNDLED = "bundled:smollm2"
+BUNDLED = "bundled:smollm2"  # the smallest; works wherever the engine does
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class ModelSpec:
     tool_call_parser: str | None
     max_model_len: int | None  # the model's own limit where known
     chat_template: str | None = None
+    # "guided": a small model; fewer tools per turn and server-constrained calls (see
+    # dialogue/guidance.py). "model": every tool offered, calls taken as written.
+    tool_selection: str = "model"
 
 
 def installed_engine_device() -> str | None:
@@ -75,6 +78,17 @@ def engine_device(settings: Settings) -> str:
             "or point model.base_url at a running OpenAI-compatible server",
         )
     return found
+
+
+def auto_choice(settings: Settings, device: str | None = None) -> tuple[str, str]:
+    """What `model.name = "auto"` means here, and why: the Qwen-VL preset with a CUDA vLLM, else
+    the most capable bundled model that fits the free memory."""
+    if (device or engine_device(settings)) == "cuda":
+        return GPU_DEFAULT, "a CUDA vLLM is installed"
+    from .bundled import choose
+
+    entry, why = choose(settings.engine.cpu_kv_cache_gib)
+    return entry.name, why
 
 
 def _read_json(path: Path) -> dict:
@@ -115,6 +129,7 @@ def describe_folder(folder: Path, kind: str = "folder", served_name: str | None 
         tool_call_parser=side.get("tool_call_parser"),
         max_model_len=side.get("max_model_len") or _text_max_len(config),
         chat_template=str(folder / template) if template else None,
+        tool_selection=side.get("tool_selection") or "model",
     )
 
 
@@ -134,7 +149,7 @@ def _describe_hub(hub_id: str, preset: Preset | None) -> ModelSpec:
             f"model {hub_id!r} is not a local folder and is not in the Hugging Face cache, "
             "and HF_HUB_OFFLINE=1 forbids downloading it",
             hint=f"download it first (`huggingface-cli download {hub_id}`) on a machine with access, "
-            f"or use model.name = '{BUNDLED}' which works offline",
+            "or use a bundled model, which works offline (model.name = 'auto' picks one; `assistant models list`)",
         )
     vision = preset.vision if preset else (_vision_from_config(config) if config else None)
     return ModelSpec(
@@ -150,20 +165,19 @@ def _describe_hub(hub_id: str, preset: Preset | None) -> ModelSpec:
 def resolve_model(
     settings: Settings, device: str | None = None, progress: Callable[[str], None] | None = None
 ) -> ModelSpec:
-    """Resolve model.name (converting the bundled model on first use) and apply overrides."""
+    """Resolve model.name (converting a bundled model on first use) and apply overrides."""
     m = settings.model
     name = m.name
     if name == "auto":
-        name = GPU_DEFAULT if (device or engine_device(settings)) == "cuda" else BUNDLED
-    if name in (BUNDLED, "bundled", "bundled:smollm2-135m-instruct"):
-        from .bundled import BUNDLED_NAME, ensure_bundled_model
+        name = auto_choice(settings, device)[0]
+    if name == "bundled" or name.startswith("bundled:"):
+        from .bundled import ensure_bundled_model, lookup
 
-        folder = ensure_bundled_model(settings.paths.cache(), progress)
-        spec = describe_folder(folder, "bundled", BUNDLED_NAME)
+        entry = lookup(name)
+        folder = ensure_bundled_model(settings.paths.cache(), progress, entry)
+        spec = describe_folder(folder, "bundled", entry.folder)
     elif name in PRESETS:
         spec = _describe_hub(PRESETS[name].hub_id, PRESETS[name])
-    elif name.startswith("bundled:"):
-        raise SettingsError(f"unknown bundled model {name!r}; the bundled model is {BUNDLED!r}")
     elif Path(name).expanduser().is_dir():
         spec = describe_folder(Path(name).expanduser().resolve())
     elif name.startswith((".", "/", "~")) or name.count("/") > 1:

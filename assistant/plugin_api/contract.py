@@ -49,13 +49,23 @@ _TOOL_MARK = "__assistant_tool__"
 class ToolMark:
     name: str | None
     risk: Risk
+    needs: str | None = None
 
 
-def tool(fn: Callable | None = None, *, risk: Risk | str = Risk.READ_ONLY, name: str | None = None):
-    """Mark a plugin method as a tool. Usable bare (`@tool`) or with options (`@tool(risk=...)`)."""
+TOOL_NEEDS = ("file",)
+
+
+def tool(fn: Callable | None = None, *, risk: Risk | str = Risk.READ_ONLY, name: str | None = None,
+         needs: str | None = None):  # fmt: skip
+    """Mark a plugin method as a tool. Usable bare (`@tool`) or with options (`@tool(risk=...)`).
+
+    `needs="file"`: the tool works on a file, so small models are offered it only when the
+    conversation names or attaches one (else they invent paths to call it with)."""
+    if needs is not None and needs not in TOOL_NEEDS:
+        raise ValueError(f"needs must be one of {TOOL_NEEDS}, not {needs!r}")
 
     def mark(f: Callable) -> Callable:
-        setattr(f, _TOOL_MARK, ToolMark(name, Risk(risk)))
+        setattr(f, _TOOL_MARK, ToolMark(name, Risk(risk), needs))
         return f
 
     return mark(fn) if fn is not None else mark

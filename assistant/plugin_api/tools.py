@@ -31,6 +31,7 @@ class ToolSpec:
     schema: dict  # JSON schema of the arguments
     args_model: Any  # pydantic model validating them
     context_param: str | None  # name of the injected ToolContext parameter
+    needs: str | None = None  # "file": offered to small models only when a file is in the conversation
 
     def openai(self) -> dict:
         return {"type": "function", "function": {"name": self.name, "description": self.description, "parameters": self.schema}}
@@ -100,7 +101,7 @@ def build_tool_specs(plugin: Plugin) -> list[ToolSpec]:
         description = schema.pop("description", None) or (stand_in.__doc__.split("\n\n")[0] if stand_in.__doc__ else "")
         for prop in schema.get("properties", {}).values():
             prop.pop("title", None)
-        specs.append(ToolSpec(name, plugin, fn, mark.risk, description.strip(), schema, lc.args_schema, ctx_param))
+        specs.append(ToolSpec(name, plugin, fn, mark.risk, description.strip(), schema, lc.args_schema, ctx_param, mark.needs))
     return specs
 
 

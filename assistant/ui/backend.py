@@ -283,6 +283,7 @@ class ChatBackend:
             old.model, settings=old.settings, registry=old.registry, prompts=old.prompts, approver=None,
             store=self.store, session_id=session_id, model_name=old.model_name,
             model_accepts_images=old.model_accepts_images, native_tools=old.native_tools,
+            tool_selection=old.tool_selection,
         )  # fmt: skip
         new.system_override = old.system_override
         self._use(new)
@@ -376,7 +377,7 @@ class EngineBackend(ChatBackend):
         self._cancel.set()
 
     def prepare(self, progress: ProgressCallback) -> None:
-        from ..model.endpoint import open_endpoint
+        from ..model.endpoint import open_endpoint, tool_modes
         from ..runtime import load_registry, prompt_library
 
         def report(event: Progress) -> None:
@@ -390,9 +391,9 @@ class EngineBackend(ChatBackend):
         if self._cancel.is_set():
             raise PrepareCancelled("the app is closing")
         endpoint = self._stack.enter_context(open_endpoint(settings, report))
-        native = endpoint.spec.tool_call_parser is not None if endpoint.spec else settings.model.tool_call_parser != "none"
+        native, selection = tool_modes(settings, endpoint.spec)
         self.model_label = endpoint.client.model or (endpoint.spec.served_name if endpoint.spec else settings.model.name)
-        self._parts = {"registry": registry, "prompts": prompts, "endpoint": endpoint, "native": native}
+        self._parts = {"registry": registry, "prompts": prompts, "endpoint": endpoint, "native": native, "selection": selection}
 
     async def ensure_ready(self) -> None:
         if self._dialogue is not None:
@@ -408,7 +409,7 @@ class EngineBackend(ChatBackend):
         dialogue = Dialogue(
             self._client, settings=self.settings, registry=p["registry"], prompts=p["prompts"], approver=None,
             store=self.store, session_id=self._session_id, model_name=endpoint.client.model,
-            model_accepts_images=endpoint.client.vision, native_tools=p["native"],
+            model_accepts_images=endpoint.client.vision, native_tools=p["native"], tool_selection=p["selection"],
         )  # fmt: skip
         self._use(dialogue)
 

@@ -123,7 +123,7 @@ class Documents(Plugin):
 
     # --- tools --------------------------------------------------------------------------------
 
-    @tool
+    @tool(needs="file")
     async def read(self, path: str, question: str, ctx: ToolContext) -> str:
         """Answer a question by reading every part of a long document file (slow but thorough).
 
@@ -133,7 +133,7 @@ class Documents(Plugin):
         """
         return await self._tool(path, question, False, ctx)
 
-    @tool
+    @tool(needs="file")
     async def summarize(self, path: str, ctx: ToolContext, focus: str = "") -> str:
         """Summarise a whole document file, however long, citing its parts.
 

@@ -154,7 +154,7 @@ class Speech(Plugin):
             raise AttachmentError(f"attachment {attachment.filename} has neither data nor a path")
         return await self._run(source, attachment.filename, ctx)
 
-    @tool
+    @tool(needs="file")
     async def transcribe(self, path: str, ctx: ToolContext) -> str:
         """Transcribe an audio file on this computer (speech to text): returns what is said in it.
 

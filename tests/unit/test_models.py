@@ -56,7 +56,7 @@ def test_auto_picks_gpu_preset_on_cuda(monkeypatch):
 
 def test_uncached_hub_id_offline_says_what_to_do(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelNotFound, match="bundled:smollm2"):
+    with pytest.raises(ModelNotFound, match="bundled model"):
         resolve_model(settings("model.name=nobody/no-such-model"), "cpu")
 
 
