@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -129,7 +129,7 @@ def describe_folder(folder: Path, kind: str = "folder", served_name: str | None 
         tool_call_parser=side.get("tool_call_parser"),
         max_model_len=side.get("max_model_len") or _text_max_len(config),
         chat_template=str(folder / template) if template else None,
-        tool_selection=side.get("tool_selection") or "model",
+        tool_selection=side.get("tool_selection") if side.get("tool_selection") in ("model", "guided") else "model",
     )
 
 
@@ -175,7 +175,10 @@ def resolve_model(
 
         entry = lookup(name)
         folder = ensure_bundled_model(settings.paths.cache(), progress, entry)
-        spec = describe_folder(folder, "bundled", entry.folder)
+        # The catalog, not the folder's sidecar, is the authority on what a bundled model can do:
+        # a folder converted by an older release keeps its weights but not its capabilities.
+        spec = replace(describe_folder(folder, "bundled", entry.folder), vision=entry.vision,
+                       tool_call_parser=entry.tool_call_parser, tool_selection=entry.tool_selection)  # fmt: skip
     elif name in PRESETS:
         spec = _describe_hub(PRESETS[name].hub_id, PRESETS[name])
     elif Path(name).expanduser().is_dir():
@@ -195,7 +198,5 @@ def resolve_model(
     if m.served_name:
         overrides["served_name"] = m.served_name
     if overrides:
-        from dataclasses import replace
-
         spec = replace(spec, **overrides)
     return spec

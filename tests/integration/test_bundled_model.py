@@ -1,7 +1,8 @@
 """The out-of-the-box path: `assistant ask` with no configuration on a machine with no hub.
 
-The embedded default converts the bundled SmolLM2 once, starts a vLLM engine for the
-command, answers, and stops the engine again.
+The embedded default takes the most capable bundled model that fits the free memory (here the
+Qwen2.5-Coder-1.5B), converts it once, starts a vLLM engine for the command, answers, and stops
+the engine again.
 """
 
 import os
@@ -37,7 +38,8 @@ def test_capital_of_france_with_the_embedded_default(cache_dir, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Paris" in out.stdout
     assert "engine ready" in out.stderr  # start-up progress was shown
-    assert engines_serving("smollm2-135m-instruct") == []  # the per-command engine was stopped
+    assert "qwen2.5-coder-1.5b-instruct" in out.stderr  # auto took the capable model, and said so
+    assert engines_serving("qwen2.5-coder-1.5b-instruct") == []  # the per-command engine was stopped
 
 
 def test_image_to_text_only_model_is_refused_before_starting_an_engine(cache_dir, tmp_path):

