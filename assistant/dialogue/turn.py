@@ -38,7 +38,7 @@ from ..plugin_api.registry import PluginRegistry
 from ..plugin_api.tools import ArgumentError
 from ..settings import Settings
 from .approval import ApprovalPolicy, ApprovalRequest, Approver
-from .guidance import call_grammar, offered, rejects_structured_outputs, same_call
+from .guidance import call_grammar, offered, rejects_structured_outputs, said_tool, same_call
 from .toolcalls import ToolTextFilter, recover_tool_calls
 
 _UNKNOWN = object()  # the model's context length, before anyone asked
@@ -272,6 +272,8 @@ class Dialogue:
         n_calls = 0
         told = ""
         ran: list[tuple[str, str]] = []  # (name, arguments) of the calls run in this turn
+        named: str | None = None  # guided: a tool the model said it would use, called next
+        nudged = False
         for step in range(1, d.max_steps + 1):
             offer_tools = tools_on and step < d.max_steps
             filt = ToolTextFilter()
@@ -283,12 +285,13 @@ class Dialogue:
             self._offered = offered(self.registry.tools.values(), self.history) if offer_tools and guided else None
             if offer_tools and self.native_tools:
                 tools = [spec.openai() for spec in (self._offered if guided else self.registry.tools.values())] or None
-                if force_tool and step == 1:
-                    choice = {"type": "function", "function": {"name": force_tool}}
+                forced = force_tool if (force_tool and step == 1) else named
+                if forced:
+                    choice = {"type": "function", "function": {"name": forced}}
                     if guided:
-                        tools = [self.registry.tools[force_tool].openai()]
+                        tools = [self.registry.tools[forced].openai()]
                     # strict: the server constrains the arguments to the schema (vLLM honours it).
-                    tools = [dict(t, function={**t["function"], "strict": True}) if t["function"]["name"] == force_tool else t for t in tools]
+                    tools = [dict(t, function={**t["function"], "strict": True}) if t["function"]["name"] == forced else t for t in tools]
             if offer_tools and guided and not choice and self._offered and self._grammar_ok:
                 # Without a parser the tools are in the system prompt, and the grammar still holds.
                 extra = {"structured_outputs": {"structural_tag": call_grammar([s.openai() for s in self._offered])}}
@@ -317,6 +320,15 @@ class Dialogue:
             rest = filt.finish(consumed=bool(calls)) if offer_tools and d.recover_text_tool_calls else ""
             if rest:
                 yield TextDelta(rest)
+            if not calls and offer_tools and guided and self.native_tools and not nudged and not ran and self._offered:
+                # "I'll use the utilities_calculate function...": the model described the call
+                # instead of making it. Make it, with that tool named (and its schema enforced).
+                named = said_tool(text, [s.name for s in self._offered])
+                if named:
+                    nudged = True
+                    yield Progress("tools", f"the model named {named} without calling it: calling it", 1.0)
+                    continue
+            named = None
             if not calls:
                 self._commit({"role": "assistant", "content": text}, usage=completion.usage, timings=completion.timings)
                 yield TurnFinished(

@@ -131,3 +131,20 @@ def test_same_call_compares_arguments_as_json():
 def test_call_grammar_has_three_shapes_per_tool():
     tools = [{"type": "function", "function": {"name": "t", "parameters": {"type": "object", "properties": {}}}}]
     assert len(json.loads(call_grammar(tools))["structures"]) == 3
+
+
+async def test_an_answer_that_names_a_tool_instead_of_calling_it_gets_the_call_made(tmp_path):
+    dialogue, model = guided("To find it I will use the shop_price function with the item tea.",
+                             call("shop_price", {"item": "tea"}), "Tea costs 3.", tmp_path=tmp_path)  # fmt: skip
+    events = await events_of(dialogue, "How much is tea?")
+    assert model.requests[1]["tool_choice"] == {"type": "function", "function": {"name": "shop_price"}}
+    assert [e.name for e in events if isinstance(e, ToolCallStarted)] == ["shop_price"]
+    assert [e for e in events if isinstance(e, TurnFinished)][0].text == "Tea costs 3."
+    assert not any("I will use" in str(m.get("content")) for m in dialogue.history)  # the description is not kept
+
+
+async def test_naming_a_tool_is_followed_once_and_not_after_a_call(tmp_path):
+    dialogue, model = guided("I would use shop_price here.", "I would use shop_price here.", tmp_path=tmp_path)
+    # The forced request answers in words too: the turn ends there, no loop.
+    events = await events_of(dialogue, "How much is tea?")
+    assert len(model.requests) == 2 and [e for e in events if isinstance(e, TurnFinished)]
