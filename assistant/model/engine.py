@@ -285,6 +285,20 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _group_alive(pgid: int) -> bool:
+    """Does any process (not a zombie) of the process group still exist?"""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
 def _healthy(base_url: str) -> bool:
     import httpx
 
@@ -307,9 +321,13 @@ def _terminate(pid: int, timeout: float = 20.0) -> None:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
             if not _alive(pid):
-                # vLLM's own children share the group; make sure none linger.
+                # vLLM's own children share the group; make sure none linger, and wait until the
+                # kernel has torn them down (seconds on a loaded machine), so a stop is a stop.
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
+                gone = time.monotonic() + 10.0
+                while _group_alive(pid) and time.monotonic() < gone:
+                    time.sleep(0.1)
                 return
             time.sleep(0.2)
 
