@@ -15,7 +15,8 @@ So in guided mode:
 - the system prompt says what tools are for (things the model cannot know);
 - the same call twice in one turn is not run again: the model is asked for its answer instead;
 - an answer that names an offered tool instead of calling it ("I'll use the utilities_calculate
-  function...") is followed, once per turn, by that call with the tool named in `tool_choice`.
+  function...") is followed, once per turn, by that call with the tool named in `tool_choice`;
+- an answer that only writes the call out again after its result is asked for once more, in words.
 A constrained "which tool, or none?" step was tried first and chose worse than the model's own
 calls (5-6 of 10 probe questions right, against 7-10 of 10).
 """
@@ -37,13 +38,18 @@ _FILE = re.compile(
 )
 
 
+# "[report.txt]" on a line of its own heads a text attachment inlined into the message: its
+# content is already there, so it does not call for a file tool.
+_INLINE_HEADER = re.compile(r"^\[[^\]\n]+\]$", re.M)
+
+
 def mentions_file(messages: Iterable[dict]) -> bool:
     for m in messages:
         if m.get("role") not in ("user", "tool"):
             continue
         content = m.get("content")
         texts = [content] if isinstance(content, str) else [p.get("text", "") for p in content or [] if isinstance(p, dict)]
-        if any(_FILE.search(t or "") for t in texts):
+        if any(_FILE.search(_INLINE_HEADER.sub("", t or "")) for t in texts):
             return True
     return False
 
@@ -76,6 +82,14 @@ def said_tool(text: str, names: list[str]) -> str | None:
         if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
             return name
     return None
+
+
+def echoes_call(text: str, tools: Any) -> bool:
+    """An answer that is only a tool call written out (small models repeat the call after its result)."""
+    from .toolcalls import recover_tool_calls
+
+    rest, calls = recover_tool_calls(text, set(tools))
+    return bool(calls) and not rest.strip()
 
 
 def rejects_structured_outputs(exc: RequestRejected) -> bool:

@@ -38,7 +38,7 @@ from ..plugin_api.registry import PluginRegistry
 from ..plugin_api.tools import ArgumentError
 from ..settings import Settings
 from .approval import ApprovalPolicy, ApprovalRequest, Approver
-from .guidance import call_grammar, offered, rejects_structured_outputs, said_tool, same_call
+from .guidance import call_grammar, echoes_call, offered, rejects_structured_outputs, said_tool, same_call
 from .toolcalls import ToolTextFilter, recover_tool_calls
 
 _UNKNOWN = object()  # the model's context length, before anyone asked
@@ -82,6 +82,7 @@ class Dialogue:
         self.tool_selection = tool_selection
         self._grammar_ok = True
         self._offered: list | None = None  # guided: the tools offered in this step
+        self._reminder: str | None = None  # guided: a one-off nudge sent after the history, never kept
         self.system_override: str | None = None  # e.g. `ask --system`, replaces the template
         self.history: list[dict] = store.history(session_id) if (store and session_id) else []
         self._context_len: Any = _UNKNOWN
@@ -203,8 +204,9 @@ class Dialogue:
         when older turns were left out (see fit.py)."""
         system = self._system()
         context = await self._context_tokens() if self.settings.dialogue.fit_history else None
+        reminder = [{"role": "user", "content": self._reminder}] if self._reminder else []
         if not context:
-            return system + self.history, ""
+            return system + self.history + reminder, ""
         from .fit import fit_history, message_tokens
 
         count = self._counter()
@@ -212,7 +214,7 @@ class Dialogue:
         kept, dropped = fit_history(self.history, context - self.settings.model.max_tokens - fixed - 16, count)
         note = (f"left out the {dropped} oldest of {len(self.history)} messages to fit the model's {context:,}-token "
                 "context (the session keeps them)") if dropped else ""
-        return system + kept, note
+        return system + kept + reminder, note
 
     async def _context_tokens(self) -> int | None:
         """The served model's context window (vLLM reports it), asked once; None if unknown."""
@@ -329,6 +331,11 @@ class Dialogue:
                     yield Progress("tools", f"the model named {named} without calling it: calling it", 1.0)
                     continue
             named = None
+            if not calls and guided and ran and not offer_tools and not self._reminder and echoes_call(text, self.registry.tools):
+                # The answer repeats a call as JSON instead of using its result: ask once more, in words.
+                self._reminder = "Answer my question in plain words, using the tool result above. Do not write a tool call."
+                continue
+            self._reminder = None
             if not calls:
                 self._commit({"role": "assistant", "content": text}, usage=completion.usage, timings=completion.timings)
                 yield TurnFinished(

@@ -120,6 +120,7 @@ def test_mentions_file():
     assert mentions_file([{"role": "user", "content": [{"type": "text", "text": "see ./a/b"}]}])
     assert not mentions_file([{"role": "user", "content": "What is 2.5 times 4? And e.g. why?"}])
     assert not mentions_file([{"role": "assistant", "content": "read notes.txt"}])
+    assert not mentions_file([{"role": "user", "content": "[minutes.txt]\nWe met.\n\nSummarise this file."}])  # inlined
 
 
 def test_same_call_compares_arguments_as_json():
@@ -148,3 +149,13 @@ async def test_naming_a_tool_is_followed_once_and_not_after_a_call(tmp_path):
     # The forced request answers in words too: the turn ends there, no loop.
     events = await events_of(dialogue, "How much is tea?")
     assert len(model.requests) == 2 and [e for e in events if isinstance(e, TurnFinished)]
+
+
+async def test_an_answer_that_only_repeats_the_call_is_asked_for_again_in_words(tmp_path):
+    echo = '```json\n{"name": "shop_price", "arguments": {"item": "tea"}}\n```'
+    dialogue, model = guided(call("shop_price", {"item": "tea"}), echo, echo, "Tea costs 3.", tmp_path=tmp_path)
+    events = await events_of(dialogue, "How much is tea?")
+    assert [e for e in events if isinstance(e, TurnFinished)][0].text == "Tea costs 3."
+    assert len([e for e in events if isinstance(e, ToolCallFinished)]) == 1
+    assert "in plain words" in model.requests[-1]["messages"][-1]["content"]
+    assert not any("in plain words" in str(m.get("content")) for m in dialogue.history)
