@@ -346,6 +346,10 @@ async def tool_case(case: ToolCase, ctx: dict) -> Outcome:
     settings = ctx["support_settings"] if case.support else ctx["settings"]
     calls, fin, failed = await run_turn(ctx["client"], settings, registry, ctx["prompts_support" if case.support else "prompts"],
                                         case.prompt, native=ctx["native"], selection=ctx["selection"])  # fmt: skip
+    return judge_tool_case(case, registry, calls, fin, failed)
+
+
+def judge_tool_case(case: ToolCase, registry, calls: list[dict], fin, failed) -> Outcome:
     if failed:
         return Outcome(False, f"failed: {str(failed.error).splitlines()[0]}")
     answer = fin.text if fin else ""
@@ -353,6 +357,8 @@ async def tool_case(case: ToolCase, ctx: dict) -> Outcome:
     raw = answer.strip().startswith(("{", "```json", "<tool_call>"))
     if not calls:
         return Outcome(False, f"no call; answer {answer[:60]!r}", raw_json=raw)
+    if raw:
+        return Outcome(False, f"answer is raw JSON: {answer[:60]!r}", invented=invented, raw_json=raw)
     first = calls[0]
     if first["name"] != case.tool:
         return Outcome(False, f"called {first['name']}", invented=invented, raw_json=raw)

@@ -16,7 +16,8 @@ So in guided mode:
 - the same call twice in one turn is not run again: the model is asked for its answer instead;
 - an answer that names an offered tool instead of calling it ("I'll use the utilities_calculate
   function...") is followed, once per turn, by that call with the tool named in `tool_choice`;
-- an answer that only writes the call out again after its result is asked for once more, in words.
+- an answer that is only JSON after a result (the call written out again, or the result echoed)
+  is asked for once more, in words.
 A constrained "which tool, or none?" step was tried first and chose worse than the model's own
 calls (5-6 of 10 probe questions right, against 7-10 of 10).
 """
@@ -84,12 +85,15 @@ def said_tool(text: str, names: list[str]) -> str | None:
     return None
 
 
-def echoes_call(text: str, tools: Any) -> bool:
-    """An answer that is only a tool call written out (small models repeat the call after its result)."""
-    from .toolcalls import recover_tool_calls
+def answers_in_json(text: str, messages: list[dict]) -> bool:
+    """An answer that is only JSON: a call written out again, or the tool's result echoed (small
+    models do both after a result). Not when the user asked for JSON."""
+    from .toolcalls import json_values
 
-    rest, calls = recover_tool_calls(text, set(tools))
-    return bool(calls) and not rest.strip()
+    if json_values(text) is None:
+        return False
+    asked = [m.get("content") for m in messages if m.get("role") == "user"]
+    return not (asked and isinstance(asked[-1], str) and "json" in asked[-1].lower())
 
 
 def rejects_structured_outputs(exc: RequestRejected) -> bool:

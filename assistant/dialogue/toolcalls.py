@@ -2,8 +2,9 @@
 
 Two shapes are recovered: hermes-style `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`
 blocks (what Qwen/Hermes-trained models emit when the server has no parser, or when the
-parser misses one), and a whole reply that is a bare JSON object naming a known tool.
-A bare JSON object only counts when it names a known tool, so JSON *answers* stay answers.
+parser misses one), and a whole reply made of JSON objects (bare or fenced) that each name a
+known tool. Bare JSON only counts when every object names a known tool, so JSON *answers* stay
+answers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..events import ToolCall
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 _BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.S)
-_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
+_FENCE_START = re.compile(r"```(?:json)?\s*")
 _ids = itertools.count(1)
 
 
@@ -43,18 +44,50 @@ def recover_tool_calls(text: str, known_tools: set[str]) -> tuple[str, list[Tool
                 calls.append(call)
         if calls:
             return text[: text.index(OPEN)].rstrip(), calls
-    stripped = text.strip()
-    fenced = _FENCE.match(stripped)
-    candidate = fenced.group(1) if fenced else stripped
-    if candidate.startswith("{") and candidate.endswith("}"):
-        try:
-            obj = json.loads(candidate)
-        except json.JSONDecodeError:
-            return text, []
-        call = _as_call(obj)
-        if call and call.name in known_tools:
-            return "", [call]
+    objects, after = leading_json(text)
+    calls = [_as_call(obj) for obj in objects]
+    if calls and all(c and c.name in known_tools for c in calls):
+        unique: dict[tuple[str, str], ToolCall] = {}
+        for c in calls:  # the same call written twice (fenced, then bare) is one call
+            unique.setdefault((c.name, _canonical(c.arguments)), c)
+        return after, list(unique.values())
     return text, []
+
+
+def leading_json(text: str) -> tuple[list, str]:
+    """The JSON values a reply begins with (each bare or in a ``` fence), and the text after
+    them. Small models write a call twice, fenced and then bare, sometimes with a line after."""
+    rest, values, decoder = text.strip(), [], json.JSONDecoder()
+    while rest:
+        fenced = _FENCE_START.match(rest)
+        body = rest[fenced.end():] if fenced else rest
+        if not body.startswith(("{", "[")):
+            break
+        try:
+            value, end = decoder.raw_decode(body)
+        except json.JSONDecodeError:
+            break
+        tail = body[end:].lstrip()
+        if fenced:
+            if not tail.startswith("```"):
+                break
+            tail = tail[3:].lstrip()
+        values.append(value)
+        rest = tail
+    return values, rest
+
+
+def json_values(text: str) -> list | None:
+    """The JSON values a reply consists of, or None when it holds anything else."""
+    values, rest = leading_json(text)
+    return values if values and not rest else None
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments or "{}"), sort_keys=True)
+    except ValueError:
+        return arguments
 
 
 class ToolTextFilter:

@@ -38,10 +38,17 @@ from ..plugin_api.registry import PluginRegistry
 from ..plugin_api.tools import ArgumentError
 from ..settings import Settings
 from .approval import ApprovalPolicy, ApprovalRequest, Approver
-from .guidance import call_grammar, echoes_call, offered, rejects_structured_outputs, said_tool, same_call
+from .guidance import answers_in_json, call_grammar, offered, rejects_structured_outputs, said_tool, same_call
 from .toolcalls import ToolTextFilter, recover_tool_calls
 
 _UNKNOWN = object()  # the model's context length, before anyone asked
+
+
+def _conveys(answer: str, message: str) -> bool:
+    """The answer has the message, or at least every reference in it (the tokens with digits:
+    "T-1001", "H-20261203-1512-ab4d") — then the model said it in its own words."""
+    refs = [w.strip(".,;:!?()[]\"'") for w in message.split() if any(ch.isdigit() for ch in w)]
+    return message in answer or bool(refs) and all(r in answer for r in refs)
 
 
 class ChatModel(Protocol):
@@ -274,6 +281,7 @@ class Dialogue:
         n_calls = 0
         told = ""
         ran: list[tuple[str, str]] = []  # (name, arguments) of the calls run in this turn
+        say: list[str] = []  # ToolOutput.say of this turn's calls: shown to the user word for word
         named: str | None = None  # guided: a tool the model said it would use, called next
         nudged = False
         for step in range(1, d.max_steps + 1):
@@ -331,12 +339,18 @@ class Dialogue:
                     yield Progress("tools", f"the model named {named} without calling it: calling it", 1.0)
                     continue
             named = None
-            if not calls and guided and ran and not offer_tools and not self._reminder and echoes_call(text, self.registry.tools):
-                # The answer repeats a call as JSON instead of using its result: ask once more, in words.
+            if not calls and guided and ran and not self._reminder and answers_in_json(text, self.history):
+                # JSON instead of an answer that uses the result: ask once more, in words.
                 self._reminder = "Answer my question in plain words, using the tool result above. Do not write a tool call."
+                tools_on = False
                 continue
             self._reminder = None
             if not calls:
+                told_user = [m for m in say if not _conveys(text, m)]
+                if told_user:  # what a tool said the user must see, and the answer left out
+                    extra_text = "\n\n".join(told_user)
+                    text = f"{text.rstrip()}\n\n{extra_text}" if text.strip() else extra_text
+                    yield TextDelta(("\n\n" if text != extra_text else "") + extra_text)
                 self._commit({"role": "assistant", "content": text}, usage=completion.usage, timings=completion.timings)
                 yield TurnFinished(
                     text, usage, step, time.perf_counter() - started, self.session_id, n_calls, completion.finish_reason
@@ -360,7 +374,9 @@ class Dialogue:
                 result, valid = None, True
                 async for event in self._run_tool(call, message_id):
                     if isinstance(event, tuple):
-                        result, valid = event
+                        result, valid, said = event
+                        if said and said not in say:
+                            say.append(said)
                     else:
                         yield event
                 if not valid:
@@ -372,10 +388,11 @@ class Dialogue:
         yield TurnFinished("".join(partial), usage, d.max_steps, time.perf_counter() - started, self.session_id, n_calls)
 
     async def _run_tool(self, call: ToolCall, message_id: int | None) -> AsyncIterator[Any]:
-        """Yields events, then one (result text, arguments were valid) tuple."""
+        """Yields events, then one (result text, arguments were valid, text for the user) tuple."""
         spec = self.registry.tools.get(call.name)
         started = time.perf_counter()
         risk, decision, error = (spec.risk.value if spec else "unknown"), "none", None
+        said = ""
         if spec is None:
             known = ", ".join(sorted(self.registry.tools)) or "none"
             result = error = f"There is no tool named {call.name!r}. Available tools: {known}."
@@ -401,7 +418,7 @@ class Dialogue:
                     box: list = []
                     async for event in self._with_events(lambda emit: self._invoke(spec, kwargs, emit), box):
                         yield event
-                    result, files = box[0]
+                    result, files, said = box[0]
                     if result.startswith("error:"):
                         error = result
                     for event in self._save_files(files, call.name):
@@ -414,18 +431,18 @@ class Dialogue:
                 result=None if error else result, error=error, risk=risk, decision=decision, duration_s=duration,
             )  # fmt: skip
         yield ToolCallFinished(call.id, call.name, result, error, duration)
-        yield (result, valid)
+        yield (result, valid, said)
 
-    async def _invoke(self, spec: Any, kwargs: dict, emit) -> tuple[str, Any]:
+    async def _invoke(self, spec: Any, kwargs: dict, emit) -> tuple[str, Any, str]:
         ctx = self._context(spec.plugin.name, emit)
         try:
             await spec.plugin.ensure_setup()
             text, output = await spec.call(kwargs, ctx)
-            return text, (output.files if output else ())
+            return text, (output.files if output else ()), (output.say if output else "")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a tool's failure is information for the model
-            return f"error: {type(exc).__name__}: {exc}", ()
+            return f"error: {type(exc).__name__}: {exc}", (), ""
 
     def _save_files(self, files: Sequence[Any], tool: str) -> list[AttachmentProduced]:
         events = []

@@ -87,10 +87,14 @@ class OutputFile:
 
 @dataclass(frozen=True)
 class ToolOutput:
-    """A tool result with files attached. Plain `str`/`dict`/`list` returns are fine otherwise."""
+    """A tool result with files attached, or with words the user must see. Plain `str`/`dict`/`list`
+    returns are fine otherwise."""
 
     text: str
     files: tuple[OutputFile, ...] = ()
+    # Shown to the user word for word (a hand-off reference, a ticket number): added after the
+    # model's answer when the answer leaves it out, since small models paraphrase it away.
+    say: str = ""
 
 
 @dataclass(frozen=True)

@@ -169,8 +169,9 @@ class FAQ(Plugin):
 
     @tool
     def answer(self, question: str, ctx: ToolContext) -> dict:
-        """Search the shop's FAQ (shipping, returns, refunds, damage, warranty, account, payment).
-        Returns passages with citations to answer from, or says the FAQ has no answer.
+        """Search the shop's FAQ (shipping, returns, refunds, damage, warranty, account, payment,
+        contact and opening hours): for any question about the shop's policies. Returns passages
+        with citations to answer from, or says the FAQ has no answer.
 
         Args:
             question: The customer's question, e.g. "How long do refunds take?".

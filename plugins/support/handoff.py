@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.plugin_api import Plugin, Risk, ToolContext, tool
+from assistant.plugin_api import Plugin, Risk, ToolContext, ToolOutput, tool
 
 from .conversation import customer_files, tool_results, transcript
 from .identity import MARK_HANDED_OFF, is_email, mark_session, mask_email, session_marks, verified_identity
@@ -200,12 +200,14 @@ class Handoff(Plugin):
         packet = self._packet(reference, now, summary, reason, urgency, email, order_id, ctx)
         self._enqueue(packet, ctx)
         mark_session(ctx, MARK_HANDED_OFF, reference)
-        return {
+        result = {
             "reference": reference,
             "queued": True,
             "needs_contact": packet["customer"]["email"] is None,
             "message_for_customer": packet["customer_message"],
         }
+        # The customer must get the reference even from a model that paraphrases it away.
+        return ToolOutput(json.dumps(result, ensure_ascii=False), say=packet["customer_message"])
 
     def status(self, reference: str, session_id: str | None) -> str | None:
         """The queue state of a hand-off of this conversation (None if unknown or another's)."""

@@ -18,6 +18,7 @@ orders plugin, who can list their own tickets.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.plugin_api import Plugin, Risk, ToolContext, tool
+from assistant.plugin_api import Plugin, Risk, ToolContext, ToolOutput, tool
 
 from .conversation import CustomerFile, customer_files
 from .identity import (
@@ -292,7 +293,7 @@ class Tickets(Plugin):
         ref = ticket_ref(tid)
         mark_session(ctx, MARK_TICKET, ref)
         reply_to = f"by email to {contact}" if contact else "in this conversation"
-        return {
+        result = {
             "ticket": ref,
             "status": "open",
             "priority": priority,
@@ -300,6 +301,7 @@ class Tickets(Plugin):
             "evidence": [_label(f) for f in added],
             "message": f"Ticket {ref} is open. The team will reply {reply_to}. Give the customer the number {ref}.",
         }
+        return ToolOutput(json.dumps(result, ensure_ascii=False), say=f"Your ticket number is {ref}.")
 
     @tool(risk=Risk.SIDE_EFFECTS)
     def update(

@@ -276,3 +276,53 @@ async def test_concurrent_turns_set_a_plugin_up_once_and_keep_both_files(tmp_pat
     assert shop.setups == 1
     paths = {of(first, AttachmentProduced)[0].path, of(second, AttachmentProduced)[0].path}
     assert len(paths) == 2
+
+
+def test_a_call_written_twice_fenced_then_bare_is_one_call_and_a_line_after_it_is_kept_apart():
+    from assistant.dialogue.toolcalls import recover_tool_calls
+
+    twice = '```json\n{\n  "name": "shop_price",\n  "arguments": {"item": "tea"}\n}\n```\n{"name": "shop_price", "arguments": {"item": "tea"}}'
+    rest, calls = recover_tool_calls(twice, {"shop_price"})
+    assert rest == "" and [(c.name, json.loads(c.arguments)) for c in calls] == [("shop_price", {"item": "tea"})]
+    rest, calls = recover_tool_calls('{"name": "shop_price", "arguments": {"item": "tea"}}\n[price list]', {"shop_price"})
+    assert rest == "[price list]" and len(calls) == 1
+    # JSON that does not name a known tool, or that comes after words, stays an answer.
+    for answer in ('{"name": "Ana", "age": 3}', 'Here it is: {"name": "shop_price"}',
+                   '{"name": "shop_price", "arguments": {}} {"name": "nope", "arguments": {}}'):  # fmt: skip
+        assert recover_tool_calls(answer, {"shop_price"}) == (answer, [])
+
+
+class Desk(Plugin):
+    name = "desk"
+    description = "A help desk"
+
+    @tool
+    def handoff(self, summary: str) -> ToolOutput:
+        """Hand over to a person.
+
+        Args:
+            summary: What the customer wants.
+        """
+        return ToolOutput(json.dumps({"reference": "H-77"}), say="A person will call you; your reference is H-77.")
+
+
+def desk(*replies, tmp_path):
+    settings = load_settings(overrides=parse_assignments([f"paths.state_dir='{tmp_path}'", "dialogue.system_prompt=''"]), environ={})
+    registry = load_plugins(extra=[Desk], include_entry_points=False, data_root=tmp_path)
+    return Dialogue(ScriptedModel(*replies), settings=settings, registry=registry)
+
+
+async def test_what_a_tool_says_the_user_must_see_is_added_when_the_answer_leaves_it_out(tmp_path):
+    d = desk(call("desk_handoff", {"summary": "wants a person"}), "I'll be in touch soon.", tmp_path=tmp_path)
+    events = await run(d, "A person, please.")
+    said = "A person will call you; your reference is H-77."
+    final = of(events, TurnFinished)[0].text
+    assert final == f"I'll be in touch soon.\n\n{said}"
+    assert "".join(e.text for e in of(events, TextDelta)) == final  # streamed as shown
+    assert d.history[-1] == {"role": "assistant", "content": final}  # and kept so
+
+
+async def test_an_answer_with_the_reference_in_its_own_words_is_left_as_it_is(tmp_path):
+    d = desk(call("desk_handoff", {"summary": "wants a person"}), "Done: quote H-77 when they call.", tmp_path=tmp_path)
+    events = await run(d, "A person, please.")
+    assert of(events, TurnFinished)[0].text == "Done: quote H-77 when they call."

@@ -159,3 +159,19 @@ async def test_an_answer_that_only_repeats_the_call_is_asked_for_again_in_words(
     assert len([e for e in events if isinstance(e, ToolCallFinished)]) == 1
     assert "in plain words" in model.requests[-1]["messages"][-1]["content"]
     assert not any("in plain words" in str(m.get("content")) for m in dialogue.history)
+
+
+async def test_an_answer_that_echoes_the_result_as_json_is_asked_for_again_in_words(tmp_path):
+    echo = '```json\n{"item": "tea", "price": 3}\n```'
+    dialogue, model = guided(call("shop_price", {"item": "tea"}), echo, "Tea costs 3.", tmp_path=tmp_path)
+    events = await events_of(dialogue, "How much is tea?")
+    assert [e for e in events if isinstance(e, TurnFinished)][0].text == "Tea costs 3."
+    assert "in plain words" in model.requests[-1]["messages"][-1]["content"]
+    assert model.requests[-1]["tools"] is None  # the answer step offers no tools
+
+
+async def test_json_is_a_fine_answer_when_the_user_asked_for_json(tmp_path):
+    echo = '{"item": "tea", "price": 3}'
+    dialogue, model = guided(call("shop_price", {"item": "tea"}), echo, tmp_path=tmp_path)
+    events = await events_of(dialogue, "Price of tea, as JSON please.")
+    assert [e for e in events if isinstance(e, TurnFinished)][0].text == echo and len(model.requests) == 2
