@@ -163,13 +163,16 @@ def run_ask(settings: Settings, req: AskRequest, out: TextIO = sys.stdout) -> in
                 )  # fmt: skip
                 if req.system:
                     dialogue.system_override = req.system
-                async for event in dialogue.turn(req.question, attachments, force_tool=req.force_tool):
-                    if isinstance(event, TurnFailed):
-                        raise event.error
-                    render(event)
-                    if isinstance(event, TurnFinished):
-                        render.finished_at = time.perf_counter()
-                        return event
+                try:
+                    async for event in dialogue.turn(req.question, attachments, force_tool=req.force_tool):
+                        if isinstance(event, TurnFailed):
+                            raise event.error
+                        render(event)
+                        if isinstance(event, TurnFinished):
+                            render.finished_at = time.perf_counter()
+                            return event
+                finally:
+                    await registry.aclose()  # MCP servers this turn started
             raise AssertionError("a turn always ends with TurnFinished or TurnFailed")
 
         try:

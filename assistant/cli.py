@@ -31,6 +31,8 @@ _COMMAND_MODULES = {
     "batch": Command("assistant.batch.cli", "answer a JSONL/CSV file of questions concurrently"),
     "imagine": Command("assistant_plugins.imagegen.cli", "generate an image from a prompt (the imagegen plugin)"),
     "kb": Command("assistant_plugins.kb.cli", "knowledge bases: ingest documents, search them"),
+    "mcp": Command("assistant.mcp.cli", "MCP servers: add, list, test them; serve the assistant's tools over MCP"),
+    "serve": Command("assistant.serve.cli", "the assistant as an OpenAI-compatible HTTP server"),
     "chat": Command("assistant.ui.cli", "open the terminal UI (also what `assistant` with no command does)"),
 }
 

@@ -12,7 +12,7 @@ def load_registry(settings: Settings, *, extra: list[type] = ()):
     from .plugin_api.registry import load_plugins
 
     p = settings.plugins
-    return load_plugins(
+    registry = load_plugins(
         folders=[Path(d).expanduser() for d in p.dirs],
         options=p.options,
         disabled=set(p.disabled),
@@ -20,6 +20,11 @@ def load_registry(settings: Settings, *, extra: list[type] = ()):
         data_root=settings.paths.state() / "plugins",
         extra=list(extra),
     )
+    if settings.mcp.servers:  # their tools join on first use: nothing starts here
+        from .mcp.hub import McpTools
+
+        registry.providers.append(McpTools(settings.mcp, settings.paths.state() / "plugins"))
+    return registry
 
 
 def prompt_library(settings: Settings, registry: Any):

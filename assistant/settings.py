@@ -192,6 +192,31 @@ class BatchSettings:
 
 
 @dataclass(frozen=True)
+class McpSettings:
+    """MCP servers whose tools join the plugins' (docs/mcp-and-serving.md)."""
+
+    startup_timeout: float = _f(30.0, "Seconds an MCP server may take to start and list its tools; past that it is left out of the chat.", minimum=0.1)
+    call_timeout: float = _f(120.0, "Seconds one MCP tool call may take before it fails (the model is told).", minimum=0.1)
+    disabled: tuple[str, ...] = _f([], "MCP server names not to start.")
+    # Each [mcp.servers.NAME] table: command/args/env/cwd (stdio) or url/headers (streamable HTTP),
+    # plus read_only / side_effects overrides; checked by assistant.mcp.config.
+    servers: dict = field(default_factory=dict, metadata={"doc": "[mcp.servers.NAME] tables: one MCP server each", "table": True})
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """`assistant serve`: the assistant as an OpenAI-compatible HTTP server."""
+
+    host: str = _f("127.0.0.1", "Address `assistant serve` listens on (--host).")
+    port: int = _f(8765, "Port `assistant serve` listens on (--port); 0 picks a free one.", minimum=0)
+    api_key: str = _f(
+        "", "Bearer key clients must send (prefer ASSISTANT_SERVE__API_KEY). Empty: refused unless bound to "
+        "loopback with --no-auth."
+    )
+    max_concurrent: int = _f(16, "Conversations answered at once; more wait their turn.", minimum=1)
+
+
+@dataclass(frozen=True)
 class PathSettings:
     state_dir: str = _f("", "Engine state, logs and sessions. Empty: $XDG_STATE_HOME/assistant.")
     cache_dir: str = _f("", "Converted models and caches. Empty: $XDG_CACHE_HOME/assistant.")
@@ -211,6 +236,8 @@ class Settings:
     approval: ApprovalSettings = field(default_factory=ApprovalSettings)
     plugins: PluginsSettings = field(default_factory=PluginsSettings)
     batch: BatchSettings = field(default_factory=BatchSettings)
+    mcp: McpSettings = field(default_factory=McpSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     sources: tuple[str, ...] = field(default=(), compare=False)
 
@@ -281,6 +308,15 @@ def _apply(base: Any, section: str, values: Mapping[str, Any], source: str) -> A
     fields = {f.name: f for f in dataclasses.fields(cls)}
     changes: dict[str, Any] = {}
     for key, raw in values.items():
+        if section == "mcp" and key == "servers" and isinstance(raw, Mapping):
+            # [mcp.servers.NAME] tables: a later source replaces or extends one server's keys.
+            servers = dict(changes.get("servers", base.servers))
+            for name, table in raw.items():
+                if not isinstance(table, Mapping):
+                    raise SettingsError(f"{source}: [mcp.servers.{name}] must be a table (command = ..., or url = ...)")
+                servers[name] = {**servers.get(name, {}), **table}
+            changes["servers"] = servers
+            continue
         if section == "plugins" and isinstance(raw, Mapping):
             # [plugins.NAME] tables are validated later by the plugin's own settings model.
             options = dict(changes.get("options", base.options))
@@ -426,6 +462,12 @@ _CONFIG_HEADER = """\
 #   [plugins.notes]
 #   folder = "~/notes"
 # `assistant plugins list` shows each plugin's settings.
+#
+# MCP servers are [mcp.servers.NAME] tables (`assistant mcp add` writes them), e.g.
+#   [mcp.servers.time]
+#   command = "mcp-server-time"
+#   args = ["--local-timezone", "Europe/Berlin"]
+# or, over streamable HTTP:  url = "https://host/mcp"  headers = { Authorization = "Bearer ${TOKEN}" }
 """
 
 

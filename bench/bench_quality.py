@@ -111,7 +111,12 @@ def _field(name: str) -> Callable[[str], list[str]]:
         except ValueError:
             return []
         value = data.get(name) if isinstance(data, dict) else None
-        return [str(value).replace("_", " ")] if value else []
+        if not value:
+            return []
+        word = str(value).replace("_", " ")
+        # "processing" told as "being processed": the stem counts as using the result.
+        stem = word[:-3] if word.endswith("ing") and len(word) > 7 else word
+        return sorted({word, stem})
 
     return get
 

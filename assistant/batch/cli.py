@@ -192,6 +192,13 @@ def open_targets(settings: Settings, urls: list[str], progress: Any) -> Iterator
         yield [Target(c.base_url, partial(ChatClient, c), c.model, c.vision, native, selection)]
 
 
+async def _run_and_close(work, registry) -> None:
+    try:
+        await work
+    finally:
+        await registry.aclose()  # MCP servers the items used
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
@@ -228,7 +235,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 progress.clear()
                 runner.stats.setup_s = time.perf_counter() - t0
                 try:
-                    asyncio.run(runner.run(Pool(targets, cooldown=bs.cooldown)))
+                    asyncio.run(_run_and_close(runner.run(Pool(targets, cooldown=bs.cooldown)), registry))
                 except AssistantError as exc:  # reported after the summary of what was done
                     stopped, runner.stats.interrupted = exc, True
     finally:

@@ -109,6 +109,9 @@ class Dialogue:
             async for event in self._with_events(lambda emit: self._user_message(text, attachments, emit), box):
                 yield event
             user_msg, kept = box[0]
+            if self.registry.providers:  # MCP servers start on the first turn, not before
+                async for event in self._with_events(self.registry.connect, []):
+                    yield event
             shas = [self.store.add_attachment(a.read_bytes(), mime=a.mime, filename=a.filename) for a in kept] if self.store else []
             self._commit(user_msg, attachments=shas)
             if force_tool and force_tool not in self.registry.tools:

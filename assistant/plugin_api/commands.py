@@ -34,9 +34,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_new(args)
     registry = load_registry(settings)
+    if registry.providers:  # MCP servers: started to list their tools, then stopped
+        asyncio.run(_connect_and_close(registry))
     if args.plugins_command == "list":
         return _list(registry, args.json)
     return _doctor(registry, settings, args.no_model)
+
+
+async def _connect_and_close(registry: Any) -> None:
+    from ..progress import StderrProgress
+
+    progress = StderrProgress()
+    try:
+        await registry.connect(progress)
+    finally:
+        await registry.aclose()
+        progress.clear()
 
 
 def _describe(registry: Any) -> list[dict]:
@@ -67,7 +80,7 @@ def _list(registry: Any, as_json: bool) -> int:
         for key, f in row["settings"].items():
             print(f"  [plugins.{row['name']}] {key} = {json.dumps(f['value'], default=str)}  # {f['description']}")
         for t in row["tools"]:
-            print(f"  tool {t['name']} ({t['risk']}): {t['description']}")
+            print(f"  tool {t['name']} ({t['risk']}): {t['description'].splitlines()[0] if t['description'] else ''}")
     for f in failures:
         print(f"FAILED {f['name']} ({f['source']}): {f['error']}")
     if registry.not_enabled:
@@ -87,6 +100,15 @@ def _doctor(registry: Any, settings: Settings, no_model: bool) -> int:
         print(f"✗ {f.name}: failed to load: {f.error}")
         problems += 1
     for name, plugin in registry.plugins.items():
+        if registry.sources[name].startswith("MCP server"):
+            issues = _check_mcp_schemas(registry, plugin)
+            for issue in issues:
+                print(f"✗ {name}: {issue}")
+            problems += len(issues)
+            if not issues:
+                print(f"✓ {name}: {sum(1 for t in registry.tools.values() if t.plugin is plugin)} tools from the "
+                      f"{registry.sources[name]}, schemas valid")  # fmt: skip
+            continue
         issues = check_plugin(type(plugin), settings=settings.plugins.options.get(name))
         for issue in issues:
             print(f"✗ {name}: {issue}")
@@ -96,6 +118,21 @@ def _doctor(registry: Any, settings: Settings, no_model: bool) -> int:
     if not no_model and registry.tools:
         _try_model(registry, settings)
     return EXIT_USAGE if problems else 0
+
+
+def _check_mcp_schemas(registry: Any, plugin: Any) -> list[str]:
+    """An MCP server's schemas come as JSON Schema: check them as such (a broken one would make
+    vLLM's grammar refuse the whole request)."""
+    import jsonschema
+
+    issues = []
+    for spec in registry.tools.values():
+        if spec.plugin is plugin:
+            try:
+                jsonschema.validators.validator_for(spec.schema, default=jsonschema.Draft202012Validator).check_schema(spec.schema)
+            except jsonschema.SchemaError as exc:
+                issues.append(f"tool {spec.name}: its input schema is not valid JSON Schema: {exc.message}")
+    return issues
 
 
 def _try_model(registry: Any, settings: Settings) -> None:

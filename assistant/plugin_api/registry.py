@@ -38,6 +38,18 @@ class PluginRegistry:
     failures: list[LoadFailure] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
     not_enabled: list[str] = field(default_factory=list)  # installed opt-in plugins left out
+    # Sources of tools that join on first use rather than at load (MCP servers: assistant/mcp/hub.py).
+    providers: list[Any] = field(default_factory=list)
+
+    async def connect(self, emit: Any = lambda event: None) -> None:
+        """Bring in the providers' tools (starting MCP servers); a no-op once done or without any."""
+        for provider in self.providers:
+            await provider.connect(self, emit)
+
+    async def aclose(self) -> None:
+        """Stop what the providers started (MCP server processes and connections)."""
+        for provider in self.providers:
+            await provider.aclose()
 
     def add(self, plugin: Plugin, source: str, specs: list[ToolSpec] | None = None) -> None:
         if plugin.name in self.plugins:

@@ -29,7 +29,7 @@ class ToolSpec:
     risk: Risk
     description: str
     schema: dict  # JSON schema of the arguments
-    args_model: Any  # pydantic model validating them
+    args_model: Any  # pydantic model validating them; None: validated against `schema` itself
     context_param: str | None  # name of the injected ToolContext parameter
     needs: str | None = None  # "file": offered to small models only when a file is in the conversation
 
@@ -48,6 +48,8 @@ class ToolSpec:
                 raise ArgumentError(f"arguments are not valid JSON ({exc.msg} at position {exc.pos}): {text[:200]}") from None
         if not isinstance(data, dict):
             raise ArgumentError(f"arguments must be a JSON object, got {type(data).__name__}: {str(data)[:200]}")
+        if self.args_model is None:  # a schema from elsewhere (an MCP server): checked as JSON Schema
+            return _validate_json_schema(self.schema, data)
         from pydantic import ValidationError
 
         try:
@@ -71,6 +73,19 @@ class ToolSpec:
         if isinstance(result, str):
             return result, None
         return json.dumps(result, ensure_ascii=False, default=str), None
+
+
+def _validate_json_schema(schema: dict, data: dict) -> dict:
+    import jsonschema  # comes with the mcp SDK, the only source of such schemas
+
+    try:
+        validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
+        problems = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
+    except jsonschema.SchemaError:  # the server's schema itself is broken: let the server judge
+        return data
+    if problems:
+        raise ArgumentError("; ".join(f"{'.'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in problems[:5]))
+    return data
 
 
 def build_tool_specs(plugin: Plugin) -> list[ToolSpec]:

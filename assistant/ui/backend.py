@@ -434,6 +434,9 @@ class EngineBackend(ChatBackend):
         return att
 
     async def aclose(self) -> None:
+        if self._parts is not None:  # MCP servers the chat started
+            with contextlib.suppress(Exception):
+                await self._parts["registry"].aclose()
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.aclose()
