@@ -406,21 +406,23 @@ async def vqa_case(path: Path, q: str, accepted: list[str], ctx: dict) -> Outcom
     return Outcome(all(contains(answer, [a]) for a in accepted[:1]) and contains(answer, accepted), answer[:80])
 
 
-async def gather_limited(coros, limit: int, label: str):
+async def gather_limited(coros, limit: int, label: str, names: list[str] | None = None):
+    """Run at most `limit` at once; print each outcome as it finishes (with its name: they finish in any order)."""
     sem = asyncio.Semaphore(limit)
     done = 0
 
-    async def one(c):
+    async def one(c, name):
         nonlocal done
         async with sem:
             t = time.perf_counter()
             out = await c
             out.seconds = time.perf_counter() - t
             done += 1
-            print(f"    {label} {done}: {'ok ' if out.ok else 'no '} {out.detail}", file=sys.stderr, flush=True)
+            print(f"    {label} {done}: {'ok ' if out.ok else 'no '} {name}{out.detail}", file=sys.stderr, flush=True)
             return out
 
-    return await asyncio.gather(*(one(c) for c in coros))
+    coros = list(coros)
+    return await asyncio.gather(*(one(c, f"[{n}] " if n else "") for c, n in zip(coros, names or [""] * len(coros))))
 
 
 async def speed(client) -> dict:
@@ -456,7 +458,7 @@ async def bench_model(name: str, args, cache: Path, bandwidth: float) -> dict:
     native, selection = tool_modes(base, spec)
     manager = EngineManager(base)
     t0 = time.perf_counter()
-    st = manager.start(spec, device, background=False)
+    st = manager.start(spec, device, background=bool(args.reuse_engine))  # background: found or left running
     startup = time.perf_counter() - t0
     rss = PeakRSS(st.pid)
     row: dict[str, Any] = {"model": name, "startup_s": startup, "dtype": engine_dtype(base.engine.dtype, device) or "model's"}
@@ -493,12 +495,13 @@ async def bench_model(name: str, args, cache: Path, bandwidth: float) -> dict:
                 else:
                     row["vqa"] = None
             if "tools" in sets:
-                outs = await gather_limited([tool_case(c, ctx) for c in TOOL_CASES[:lim]], args.concurrency, "tools")
+                cases = [TOOL_CASES[int(n) - 1] for n in args.cases.split(",")] if args.cases else TOOL_CASES[:lim]
+                outs = await gather_limited([tool_case(c, ctx) for c in cases], args.concurrency, "tools", [c.prompt[:32] for c in cases])
                 row["tools"] = (sum(o.ok for o in outs), len(outs))
                 row["tools_invented"] = sum(o.invented for o in outs)
                 row["tools_raw_json"] = sum(o.raw_json for o in outs)
                 row["tools_s"] = statistics.median(o.seconds for o in outs)
-                row["tools_failures"] = [f"{c.prompt[:40]}: {o.detail}" for c, o in zip(TOOL_CASES, outs) if not o.ok]
+                row["tools_failures"] = [f"{c.prompt[:40]}: {o.detail}" for c, o in zip(cases, outs) if not o.ok]
             if "facts" in sets:
                 outs = await gather_limited([fact_case(q, a, ctx) for q, a in FACTS[:lim]], args.concurrency, "facts")
                 row["facts"] = (sum(o.ok for o in outs), len(outs))
@@ -509,7 +512,8 @@ async def bench_model(name: str, args, cache: Path, bandwidth: float) -> dict:
                 row["needles"] = (sum(o.ok for o in outs), len(outs))
                 row["needles_s"] = statistics.median(o.seconds for o in outs)
     finally:
-        manager.stop(st)
+        if not args.reuse_engine:
+            manager.stop(st)
         row["peak_gib"] = rss.stop() / 2**30
     dtype_bytes = 4 if row["dtype"] == "float32" else 2
     per_token = weight_bytes_per_token(Path(spec.source), dtype_bytes)
@@ -532,6 +536,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--limit", type=int, default=0, help="only the first N of each set (a quick look)")
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--cases", help="only these tool prompts (1-based numbers, e.g. 4,6,16): a quick look at some")
+    parser.add_argument("--reuse-engine", action="store_true",
+                        help="use (or start and leave running) the background engine, as `assistant engine start` does")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cache = Path(os.environ.get("ASSISTANT_PATHS__CACHE_DIR") or TEST_CACHE / "assistant-cache")
