@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 
 def build_folder(out_dir: Path, *, is_complete: Callable[[Path], bool], build: Callable[[Path], None],
@@ -55,20 +55,39 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_file_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so a crash leaves either the old file or the new one, never half
-    of one: a temp file beside it, fsynced, renamed over it, and the rename made durable."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def durable_temp(folder: Path, fill: "bytes | Callable[[Any], None]", *, prefix: str = ".tmp-",
+                 make_folder: bool = True) -> Path:  # fmt: skip
+    """A new file in `folder` holding `fill` (bytes, or a function writing to the binary file
+    object), flushed and fsynced; the caller renames it into place (or deletes it)."""
+    folder = Path(folder)
+    if make_folder:
+        folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            fill(fh) if callable(fill) else fh.write(fill)
             fh.flush()
             os.fsync(fh.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)  # keep a private config private
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+def write_file_atomic(path: Path, data: "bytes | Callable[[Any], None]", *, make_parents: bool = False,
+                      mode: int | None = None) -> None:  # fmt: skip
+    """Replace `path` with `data` (bytes, or a function writing to the file object) so a crash
+    leaves either the old file or the new one, never half of one: a temp file beside it,
+    fsynced, renamed over it, and the rename made durable. The one durable write of the project."""
+    path = Path(path)
+    tmp = durable_temp(path.parent, data, prefix=f".{path.name}.", make_folder=make_parents)
+    try:
+        if mode is not None:  # e.g. 0o644 for a picture the user shares (temp files start 0o600)
+            os.chmod(tmp, mode)
+        elif path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)  # keep a private file private
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)

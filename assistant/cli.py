@@ -7,6 +7,8 @@ import importlib
 import importlib.machinery
 import importlib.util
 import json
+import os
+import re
 import signal
 import sys
 import time
@@ -21,38 +23,160 @@ class Command(NamedTuple):
     help: str  # the line in `assistant --help`; the module itself is only imported when it is used
 
 
-# Commands that live next to the code they drive. This is the one place a command is registered:
-# `assistant --help` lists each with a stub parser, and only the command being run (or asked for
-# --help) has its module imported and its real parser built, so `assistant config path` does not
-# pay for pydantic, asyncio or a plugin package it does not use.
+# The core's commands that live next to the code they drive: `assistant --help` lists each with a
+# stub parser, and only the command being run (or asked for --help) has its module imported and its
+# real parser built, so `assistant config path` does not pay for pydantic, asyncio or a package it
+# does not use. Plugins add theirs the same lazy way through the `assistant.commands` entry-point
+# group (below); the built-in kb, imagine and support commands are declared there, in pyproject.toml.
 _COMMAND_MODULES = {
     "plugins": Command("assistant.plugin_api.commands", "list, check and create plugins"),
     "sessions": Command("assistant.sessions.cli", "saved conversations"),
     "batch": Command("assistant.batch.cli", "answer a JSONL/CSV file of questions concurrently"),
-    "imagine": Command("assistant_plugins.imagegen.cli", "generate an image from a prompt (the imagegen plugin)"),
-    "kb": Command("assistant_plugins.kb.cli", "knowledge bases: ingest documents, search them"),
     "mcp": Command("assistant.mcp.cli", "MCP servers: add, list, test them; serve the assistant's tools over MCP"),
     "serve": Command("assistant.serve.cli", "the assistant as an OpenAI-compatible HTTP server"),
     "chat": Command("assistant.ui.cli", "open the terminal UI (also what `assistant` with no command does)"),
 }
+_CORE = ("ask", "engine", "models", "config", *_COMMAND_MODULES)
 
 
 def _available_dotted(name: str) -> bool:
-    """Whether a command's module is installed (the speech/imagegen extras are optional), found
-    without importing it or its parent packages (importlib.util.find_spec would run their
-    __init__, e.g. assistant_plugins.imagegen's)."""
-    top, *rest = name.split(".")
+    """Whether a command's module is installed (the speech/imagegen extras are optional)."""
+    return find_module_file(name) is not None
+
+
+# --- plugin commands: the `assistant.commands` entry-point group -----------------------------
+# This runs on every `assistant --help`, whose budget is 100 ms: importlib.metadata alone costs
+# ~35 ms and assistant.plugin_api's __init__ ~20 ms, so the entry_points.txt files are read here
+# directly, and a command's help line comes from its module's source, never from importing it.
+# Nothing is cached, so nothing can go stale. assistant/plugin_api/plugin_commands.py loads the
+# chosen command.
+
+GROUP = "assistant.commands"
+
+
+class PluginCommand(NamedTuple):
+    name: str  # the word after `assistant`
+    module: str  # dotted module with add_parser(subparsers, common) and run(args, settings)
+    dist: str  # "name version" of the distribution that declares it
+    source: str  # the entry_points.txt it was read from
+
+    def describe(self) -> str:
+        return f"distribution {self.dist} ({self.source})"
+
+
+def discover_commands(paths: list[str] | None = None) -> list[PluginCommand]:
+    """Every `assistant.commands` entry of the distributions on `paths` (default sys.path).
+    Like importlib.metadata, a distribution found twice counts once, in its first place on the
+    path, so an older copy further down neither adds nor clashes with anything."""
+    found: list[PluginCommand] = []
+    seen: set[str] = set()
+    for entry in sys.path if paths is None else paths:
+        try:
+            names = sorted(e.name for e in os.scandir(entry or ".") if e.name.endswith((".dist-info", ".egg-info")))
+        except OSError:  # a zip file, a missing folder
+            continue
+        for folder in names:
+            dist = _dist_name(folder)
+            key = re.sub(r"[-_.]+", "-", dist[0]).lower()
+            if key in seen:
+                continue
+            seen.add(key)
+            path = os.path.join(entry or ".", folder, "entry_points.txt")
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError:  # most distributions have no entry points at all
+                continue
+            for name, value in _ini_section(text, GROUP):
+                found.append(PluginCommand(name, value, " ".join(dist).strip(), path))
+    return found
+
+
+def _dist_name(folder: str) -> tuple[str, str]:
+    """("name", "version") from `name-1.0.dist-info`, `name-1.0-py3.11.egg-info` or `name.egg-info`."""
+    name, _, rest = folder.rsplit(".", 1)[0].partition("-")
+    return name, rest.split("-")[0]
+
+
+def _ini_section(text: str, section: str) -> list[tuple[str, str]]:
+    """The `name = value` lines of one [section] of an entry_points.txt (an INI file)."""
+    pairs, inside = [], False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            inside = line[1:-1].strip() == section
+        elif inside and "=" in line:
+            name, _, value = line.partition("=")
+            pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+def find_module_file(dotted: str) -> str | None:
+    """The file a module would be imported from ("" for one without a source file), or None when
+    it is not installed; found without importing it or its parent packages
+    (importlib.util.find_spec would run their __init__, e.g. assistant_plugins.imagegen's)."""
+    top, *rest = dotted.split(".")
     try:
         spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
-        return False
-    dotted = top
+        return None
+    name = top
     for part in rest:
         if spec is None or not spec.submodule_search_locations:
-            return False
-        dotted += "." + part
-        spec = importlib.machinery.PathFinder.find_spec(dotted, list(spec.submodule_search_locations))
-    return spec is not None
+            return None
+        name += "." + part
+        spec = importlib.machinery.PathFinder.find_spec(name, list(spec.submodule_search_locations))
+    if spec is None:
+        return None
+    return spec.origin if spec.has_location and spec.origin else ""
+
+
+# Comments and blank lines, then a string literal: the module's docstring. Only its first line is
+# wanted, so the file's first 4 KB are enough; escapes in that line are shown as written.
+_DOCSTRING = re.compile(r"\A\ufeff?(?:[ \t]*(?:#[^\n]*)?\n)*[ \t]*[rRuU]?(\"\"\"|'''|\"|')")
+
+
+def help_line(module: str) -> str | None:
+    """The first line of a module's docstring, a final period dropped (argparse help style), read
+    from its source without importing it; "" when it has none, None when it is not installed."""
+    path = find_module_file(module)
+    if not path or not path.endswith(".py"):
+        return None if path is None else ""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return ""
+    match = _DOCSTRING.match(head)
+    if not match:
+        return ""
+    body = head[match.end() :]
+    end = body.find(match.group(1))
+    lines = (body if end < 0 else body[:end]).strip().splitlines()
+    line = lines[0].strip().removesuffix(".") if lines else ""
+    return line[:1].lower() + line[1:] if line[1:2].islower() else line  # "Knowledge bases" but "MCP servers"
+
+
+class _PluginIndex(NamedTuple):
+    commands: dict[str, PluginCommand]  # by name; for a clashing name, its first declaration
+    clashes: dict[str, list[PluginCommand]]  # a name the core has or several declare -> its declarations
+
+
+def _index(found: list[PluginCommand]) -> _PluginIndex:
+    commands: dict[str, PluginCommand] = {}
+    declared: dict[str, list[PluginCommand]] = {}
+    for cmd in found:
+        commands.setdefault(cmd.name, cmd)
+        declared.setdefault(cmd.name, []).append(cmd)
+    clashes = {name: cmds for name, cmds in declared.items() if name in _CORE or len(cmds) > 1}
+    return _PluginIndex(commands, clashes)
+
+
+def clash_sources(name: str, declarations: list[PluginCommand]) -> str:
+    core = ["the core command (assistant/cli.py)"] if name in _CORE else []
+    return "; ".join(core + [cmd.describe() for cmd in declarations])
 
 
 def _common() -> argparse.ArgumentParser:
@@ -68,15 +192,30 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The whole CLI. Commands from _COMMAND_MODULES get a stub that takes any arguments,
-    except `command`, whose module is imported to add its real parser."""
+def _epilog(clashes: dict[str, list[PluginCommand]]) -> str:
+    epilog = "exit codes: 0 ok, 1 internal error, 2 usage/config/input error, 3 model/engine error, 130 interrupted"
+    if not clashes:
+        return epilog
+    import textwrap
+
+    warnings = [f"warning: `assistant {name}` is declared more than once and will not run: " + clash_sources(name, cmds)
+                for name, cmds in clashes.items()]  # fmt: skip
+    return "\n\n".join(textwrap.fill(text, 100, subsequent_indent="  ", break_on_hyphens=False)
+                       for text in [epilog, *warnings])  # fmt: skip
+
+
+def build_parser(command: str | None = None, plugins: _PluginIndex | None = None) -> argparse.ArgumentParser:
+    """The whole CLI. Commands from _COMMAND_MODULES and plugins get a stub that takes any
+    arguments, except `command`, whose module is imported to add its real parser."""
+    plugins = plugins or _index(discover_commands())
     common = _common()
     parser = argparse.ArgumentParser(
         prog="assistant",
         description="A multimodal assistant on a local vLLM engine.",
         parents=[common],
-        epilog="exit codes: 0 ok, 1 internal error, 2 usage/config/input error, 3 model/engine error, 130 interrupted",
+        epilog=_epilog(plugins.clashes),
+        # Clash warnings are paragraphs of their own, which the default formatter would join.
+        formatter_class=argparse.RawDescriptionHelpFormatter if plugins.clashes else argparse.HelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -129,6 +268,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     csub.add_parser("show", parents=[common], help="every setting, its value and what it means")
     csub.add_parser("path", parents=[common], help="where the user config file lives")
     csub.add_parser("defaults", parents=[common], help="print the documented default config.toml")
+
+    for name, cmd in sorted(plugins.commands.items()):
+        if name in _CORE:
+            continue  # the core's parser stays; running it is refused while the clash lasts (parse)
+        if name == command:
+            from .plugin_api.plugin_commands import add_real_parser, load
+
+            add_real_parser(cmd, load(cmd), sub, common)
+            continue
+        if name in plugins.clashes:
+            text = "NOT RUNNABLE: declared by more than one distribution (see the warning below)"
+        else:
+            line = help_line(cmd.module)
+            text = f"(broken: {cmd.module} from {cmd.dist} is not installed)" if line is None else line
+        sub.add_parser(name, help=text, add_help=False)
     return parser
 
 
@@ -249,20 +403,30 @@ def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C so `finally`
     raise KeyboardInterrupt
 
 
-def parse(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+def parse(argv: list[str], plugins: _PluginIndex | None = None) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     """Two passes: the first (stubs only) finds the command; the second parses with its real parser."""
-    parser = build_parser()
+    plugins = plugins or _index(discover_commands())
+    parser = build_parser(plugins=plugins)
     command = parser.parse_known_args(argv)[0].command
     if not command and _available_dotted(_COMMAND_MODULES["chat"].module):
         command, argv = "chat", argv + ["chat"]  # `assistant [--flags]` opens the terminal UI
-    if command in _COMMAND_MODULES:
-        parser = build_parser(command)
+    if command in plugins.clashes:
+        from .plugin_api.plugin_commands import clash_error
+
+        raise clash_error(command, plugins.clashes[command])
+    if command in _COMMAND_MODULES or command in plugins.commands:
+        parser = build_parser(command, plugins)
     return parser, parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser, args = parse(argv)
+    plugins = _index(discover_commands())
+    try:
+        parser, args = parse(argv, plugins)
+    except AssistantError as exc:  # a plugin command that clashes or cannot be loaded
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     if not args.command:
         parser.print_help()
         return errors.EXIT_USAGE
@@ -271,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in handlers:
             return handlers[args.command](args)
-        return importlib.import_module(_COMMAND_MODULES[args.command].module).run(args, _settings(args))
+        cmd = _COMMAND_MODULES.get(args.command) or plugins.commands[args.command]
+        return importlib.import_module(cmd.module).run(args, _settings(args))
     except AssistantError as exc:
         if getattr(args, "json", False):
             from .ask import error_json

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ..atomic_folder import write_file_atomic
 from ..errors import EngineStartFailed
 from ..events import Progress
 from ..settings import Settings
@@ -177,9 +178,7 @@ class EngineManager:
                         hint="stop it with `assistant engine stop` first",
                     )
                 state = self._spawn(cmd, spec, fp, device, background=True)
-                tmp = self.state_file.with_suffix(".tmp")
-                tmp.write_text(json.dumps(asdict(state), indent=2))
-                os.replace(tmp, self.state_file)
+                write_file_atomic(self.state_file, json.dumps(asdict(state), indent=2).encode())
                 return state
         return self._spawn(cmd, spec, fp, device, background=False)
 

@@ -22,6 +22,8 @@ A plugin declares its name, the attachment kinds it consumes and produces, a set
 
 The tool is offered to the model as `weather_forecast`, its JSON schema derived from the type
 hints and the docstring. A parameter annotated `ToolContext` is injected, not shown to the model.
+
+`capabilities()` lists what a front end may offer for the plugin (a `Recorder`: push-to-talk).
 """
 
 from __future__ import annotations
@@ -164,3 +166,69 @@ class Plugin:
     async def handle_attachment(self, attachment: "Attachment", ctx: ToolContext) -> AttachmentOutput:
         """For plugins that consume attachments: turn one into text for the turn."""
         raise NotImplementedError(f"plugin {self.name} declares consumes={set(self.consumes)} but has no handle_attachment")
+
+    def capabilities(self) -> "tuple[Capability, ...]":
+        """What a front end may offer on this plugin's behalf (e.g. a `Recorder` for push-to-talk).
+        Called after loading, so it may use the settings; keep it cheap: import heavy things
+        inside the callables, not here."""
+        return ()
+
+
+# --- front-end capabilities ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Capability:
+    """Something a front end may offer on a plugin's behalf (a key, a palette command).
+
+    A plugin lists them in `Plugin.capabilities()`; each front end looks for the types it knows
+    (the TUI: `Recorder`) with `isinstance` and ignores the rest, so a new kind is a subclass
+    plus the front end that uses it. `kind` names the type in listings and messages.
+    """
+
+    kind: ClassVar[str] = ""
+    name: str  # unique within the plugin, e.g. "microphone"
+    label: str  # what the front end shows, e.g. "Voice input"
+    description: str = ""
+    # Why it cannot be used now, with what to do ("... pip install sounddevice"); None when it can.
+    # Called when the person asks for it, so it may be slow-ish (probing a device), never at load.
+    check: Callable[[], str | None] | None = None
+
+    def unavailable(self) -> str | None:
+        """None when it can be used now, else the reason and what to do."""
+        if self.check is None:
+            return None
+        try:
+            return self.check()
+        except Exception as exc:  # noqa: BLE001 - a broken check must not take the front end down
+            return f"cannot check whether {self.label.lower()} works: {type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True)
+class Recorder(Capability):
+    """Push-to-talk: `record(stop)` records from the microphone until `stop` (a threading.Event)
+    is set, blocking (front ends run it in a thread), and returns an Attachment or the recorded
+    bytes, which the front end types by content and names `filename`. It should cap the length
+    itself and raise an AssistantError with a hint when it cannot record."""
+
+    kind: ClassVar[str] = "recorder"
+    record: Callable[[Any], Any] | None = None  # (threading.Event) -> Attachment | bytes
+    filename: str = "recording.wav"
+
+    def __post_init__(self) -> None:
+        if not callable(self.record):
+            raise TypeError(f"Recorder {self.name!r} needs record=a callable taking a threading.Event")
+
+
+# --- testing helpers a plugin offers -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScenarioAttachment:
+    """A kind of scenario-file attachment a plugin's test helpers make, registered as an
+    `assistant.testing` entry point whose name is the key (`{"name": "memo.wav", "speech": "..."}`).
+    `write(path, value)` writes that file; `missing()` names what this machine lacks to make it
+    (a tool, an extra), so scenario tests skip with the reason rather than fail."""
+
+    write: Callable[[Path, Any], None]
+    missing: Callable[[], list[str]] = list

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -120,18 +118,13 @@ def _cmd_show(store, args) -> int:
 
 def _write_atomically(path: Path, text: str) -> None:
     """A half-written export never replaces a good file of the same name."""
+    from ..atomic_folder import write_file_atomic
+
     path = path.expanduser()
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    except OSError as exc:
+        write_file_atomic(path, text.encode("utf-8"))
+    except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
         raise UsageError(f"cannot write {path}: {exc}", hint="check that the folder exists and is writable") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _cmd_export(store, args, settings=None) -> int:

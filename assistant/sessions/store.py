@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import sqlite3
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from ..atomic_folder import durable_temp
 from ..atomic_folder import fsync_dir as _fsync_dir
 from ..errors import UsageError
 from .migrations import MIGRATIONS, NewerSchema, migrate
@@ -404,7 +404,7 @@ class SessionStore:
         path = self.attachment_path(sha)
         tmp: Path | None = None
         if not path.exists():
-            tmp = self._write_temp(path.parent, data)  # the slow part, outside the write lock
+            tmp = durable_temp(path.parent, data)  # the slow part, outside the write lock
         try:
             with self._tx() as conn:
                 conn.execute(
@@ -416,7 +416,7 @@ class SessionStore:
                 )
                 if not path.exists():  # absent, or removed by a concurrent delete() since the check
                     if tmp is None:
-                        tmp = self._write_temp(path.parent, data)
+                        tmp = durable_temp(path.parent, data)
                     os.replace(tmp, path)
                     tmp = None
                     _fsync_dir(path.parent)
@@ -425,19 +425,6 @@ class SessionStore:
                 tmp.unlink(missing_ok=True)
         return sha
 
-    @staticmethod
-    def _write_temp(folder: Path, data: bytes) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
-        return Path(name)
 
     def attachment_info(self, sha256: str) -> dict | None:
         """{"sha256", "mime", "size", "filename", "created_at"}, or None if unknown."""

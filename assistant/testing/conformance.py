@@ -82,6 +82,21 @@ def check_plugin(plugin_cls: Any, *, settings: Mapping[str, Any] | None = None) 
         except Exception as exc:  # noqa: BLE001 - a plugin bug is a finding, not a crash
             return problems + [f"cannot be instantiated as {plugin_cls.__name__}(settings, data_dir=...): {_exc(exc)}"]
         problems += _check_tools(plugin_cls, plugin, name_ok=bool(name and PLUGIN_NAME.fullmatch(name)))
+        problems += _check_capabilities(plugin)
+    return problems
+
+
+def _check_capabilities(plugin: Plugin) -> list[str]:
+    """`capabilities()` gives Capability objects with distinct names (front ends would skip a bad one)."""
+    from ..plugin_api.contract import Capability
+
+    try:
+        found = list(plugin.capabilities())
+    except Exception as exc:  # noqa: BLE001
+        return [f"capabilities() raised {_exc(exc)}; front ends would offer none of them"]
+    problems = [f"capabilities() must give Capability objects (e.g. Recorder), not {c!r}" for c in found if not isinstance(c, Capability)]
+    names = [c.name for c in found if isinstance(c, Capability)]
+    problems += [f"two capabilities are named {n!r}; give each its own name" for n in sorted({n for n in names if names.count(n) > 1})]
     return problems
 
 
@@ -174,7 +189,9 @@ def _only_tool(plugin_cls: type[Plugin], keep: str) -> type[Plugin]:
 def _check_tools(plugin_cls: type[Plugin], plugin: Plugin, *, name_ok: bool = True) -> list[str]:
     attrs = _tool_attrs(plugin_cls)
     if not attrs and not plugin_cls.consumes:
-        return ["defines no tools (@tool methods) and consumes no attachments, so it can do nothing"]
+        if plugin_cls.capabilities is not Plugin.capabilities:  # it offers front ends something
+            return []
+        return ["defines no tools (@tool methods), consumes no attachments and offers no capabilities(), so it can do nothing"]
     problems: list[str] = []
     specs: dict[str, ToolSpec] = {}
     for attr in attrs:

@@ -37,6 +37,9 @@ A scenario is a JSON file:
       }
     }
 
+Attachment keys other than path, base64, text and image come from plugins' testing helpers
+(`assistant.testing` entry points, see helpers.py): `speech` is the speech plugin's.
+
 Paths of `db` and `glob` are relative to the plugins' data root (`<state>/plugins`, so
 `tickets/...` is the tickets plugin's data folder); attachment `path`s to the scenario file.
 In `json` checks a key is a dotted path (`attachments.0.kind`; `#` is a list's length); `"*"`
@@ -64,6 +67,8 @@ from typing import Any, Iterable, Sequence
 
 from ..events import ApprovalDecided, AttachmentProcessed, ToolCall, ToolCallFinished, ToolCallStarted, TurnFailed, TurnFinished
 from .fake_model import Reply, ScriptedModel
+from .helpers import BUILT_IN_KEYS, REINSTALL_HINT, ScenarioAttachment, scenario_attachments
+from .helpers import ENTRY_POINT_GROUP as HELPERS_GROUP
 
 FORMAT = "assistant-scenario"
 VERSION = 1
@@ -154,18 +159,15 @@ def to_reply(reply: Any, turn: int, step: int) -> Reply:
 
 
 def missing_requirements(scenario: dict) -> list[str]:
-    """What this machine lacks to run the scenario (for pytest.skip): espeak-ng for speech."""
-    missing = []
-    if any("speech" in a for t in scenario["turns"] for a in t.get("attachments", [])):
-        import shutil
-
-        if shutil.which("espeak-ng") is None:
-            missing.append("espeak-ng (apt-get install -y espeak-ng) to make the test speech")
-        try:
-            import av  # noqa: F401
-            import faster_whisper  # noqa: F401
-        except ImportError:
-            missing.append("the speech extra (pip install 'assistant[speech]')")
+    """What this machine lacks to run the scenario (for pytest.skip), as the testing helpers of
+    the plugin attachments it uses say (e.g. espeak-ng for speech)."""
+    specs = [a for t in scenario["turns"] for a in t.get("attachments", [])]
+    if all(any(key in spec for key in BUILT_IN_KEYS) for spec in specs):
+        return []  # the plugins' helpers are not even looked up
+    missing: list[str] = []
+    for key, helper in scenario_attachments().items():
+        if any(key in spec for spec in specs):
+            missing += [m for m in helper.missing() if m not in missing]
     return missing
 
 
@@ -355,12 +357,22 @@ def _attachments(specs: Iterable[dict], base: Path, folder: Path) -> list:
             target.write_text(spec["text"], encoding="utf-8")
         elif "image" in spec:
             _draw(target, **spec["image"])
-        elif "speech" in spec:
-            _speak(target, spec["speech"])
         else:
-            raise ScenarioError(f"attachment {name}: give one of path, base64, text, image, speech")
+            key, helper = _plugin_attachment(spec)
+            helper.write(target, spec[key])
         out.append(sniff(target))
     return out
+
+
+def _plugin_attachment(spec: dict) -> tuple[str, ScenarioAttachment]:
+    """The attachment kind a plugin's testing helpers add (`assistant.testing` entry points)."""
+    offered = scenario_attachments()
+    keys = [key for key in spec if key in offered]
+    if not keys:
+        kinds = ", ".join((*BUILT_IN_KEYS, *sorted(offered)))
+        raise ScenarioError(f"attachment {spec.get('name')}: give one of {kinds} (other keys come from plugins' "
+                            f"'{HELPERS_GROUP}' entry points; {REINSTALL_HINT})")
+    return keys[0], offered[keys[0]]
 
 
 def _draw(path: Path, width: int = 64, height: int = 48, color: str = "#a0522d", label: str = "") -> None:
@@ -374,15 +386,6 @@ def _draw(path: Path, width: int = 64, height: int = 48, color: str = "#a0522d",
     if label:
         draw.text((2, 2), label, fill="black")
     img.save(path)
-
-
-def _speak(path: Path, text: str) -> None:
-    from assistant_plugins.speech import testing as synth
-
-    if path.suffix.lower() == ".wav":
-        synth.speak(text, path)
-    else:
-        synth.encode(synth.speak(text, path.with_suffix(".src.wav")), path)
 
 
 def _record(n: int, user: str, events: list[Any]) -> TurnRecord:

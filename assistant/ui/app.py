@@ -25,7 +25,7 @@ class ChatCommands(Provider):
 
     def _commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
         chat: ChatScreen = self.app.chat  # type: ignore[attr-defined]
-        return [
+        commands = [
             ("New session", "Start a new conversation (ctrl+n)", chat.action_new_session),
             ("Sessions", "Show or hide the saved sessions (f2)", chat.action_toggle_sessions),
             ("Rename session", "Give the current session a title", chat.action_rename_session),
@@ -35,8 +35,11 @@ class ChatCommands(Provider):
             ("Cancel the answer", "Stop the answer being written (esc)", chat.action_cancel_turn),
             ("Copy the last answer", "Copy the focused message or the last answer to the clipboard (ctrl+y)", chat.action_copy),
             ("Clear the view", "Clear the screen; the conversation is kept (ctrl+l)", chat.action_clear),
-            ("Voice input", "Record a question from the microphone (ctrl+r)", chat.action_voice),
         ]
+        recorder = chat.backend.recorder()  # push-to-talk, when a plugin declares a Recorder
+        if recorder is not None:
+            commands.append((recorder.label, f"{recorder.description or 'Record from the microphone'} (ctrl+r)", chat.action_voice))
+        return commands
 
     async def discover(self) -> Hits:
         for name, help_text, command in self._commands():
@@ -114,6 +117,7 @@ class AssistantApp(App):
             self.show_error(error, "The model is not available")
         elif error is None:
             self.chat.update_title()
+            self.chat.refresh_bindings()  # the plugins are loaded: offer what they declare (ctrl+r)
         self.backend_ready.set()
 
     async def wait_for_backend(self, view: Any = None) -> None:

@@ -12,7 +12,6 @@ then built on the event loop. `build_backend(settings)` assembles it the way `as
 from __future__ import annotations
 
 import contextlib
-import inspect
 import threading
 import time
 from dataclasses import dataclass
@@ -65,13 +64,6 @@ class ToolRecord:
     error: str | None
     decision: str
     duration_s: float | None
-
-
-def _microphone_module() -> Any:
-    """The speech plugin's microphone module (an optional extra), imported on first use."""
-    import importlib
-
-    return importlib.import_module("assistant_plugins.speech.microphone")
 
 
 class PrepareCancelled(Exception):
@@ -220,30 +212,55 @@ class ChatBackend:
 
     # --- voice -------------------------------------------------------------------------
 
-    def microphone(self) -> tuple[bool, str]:
-        """(available, reason) from the speech plugin, which may not be installed."""
-        try:
-            microphone = _microphone_module()
-        except Exception as exc:  # noqa: BLE001 - absent or broken: say why, never crash
-            return False, f"voice input needs the speech plugin (pip install 'assistant[speech]'): {exc}"
-        try:
-            ok, reason = microphone.microphone_available()
-        except Exception as exc:  # noqa: BLE001
-            return False, f"cannot check the microphone: {exc}"
-        return bool(ok), str(reason or "")
+    @property
+    def registry(self) -> Any:
+        """The loaded plugins, or None while they are still loading."""
+        return self._dialogue.registry if self._dialogue is not None else None
+
+    def recorder(self) -> Any:
+        """The first push-to-talk `Recorder` a loaded plugin declares (`Plugin.capabilities()`),
+        or None: no plugin records (the speech plugin is disabled or absent) or none loaded yet."""
+        from ..plugin_api.contract import Recorder
+
+        registry = self.registry
+        for plugin in registry.plugins.values() if registry is not None else ():
+            try:
+                found = [c for c in plugin.capabilities() if isinstance(c, Recorder)]
+            except Exception:  # noqa: BLE001,S112 - a plugin's bug costs its capability, not the UI
+                continue
+            if found:
+                return found[0]
+        return None
+
+    def why_no_recording(self) -> str | None:
+        """None when push-to-talk can record now, else why not and what to do."""
+        if self.registry is None:
+            return "voice input is not ready: the plugins are still loading; try again in a moment"
+        recorder = self.recorder()
+        if recorder is None:
+            return (
+                "no loaded plugin records from the microphone: voice input needs the speech plugin "
+                "(pip install 'assistant[speech]', and leave it out of [plugins] disabled)"
+            )
+        return recorder.unavailable()
 
     def record(self, stop: threading.Event) -> Any:
         """Record until `stop` is set (push-to-talk; the recorder caps the length); blocking, run
         it in a thread. Returns an Attachment of the recording."""
-        microphone = _microphone_module()
-        params = inspect.signature(microphone.record).parameters
-        kwargs = {name: stop for name in ("until", "stop", "stop_event") if name in params}
-        result = microphone.record(**kwargs)
+        recorder = self.recorder()
+        if recorder is None:
+            from ..errors import UsageError
+
+            raise UsageError(self.why_no_recording() or "no recorder")
+        from ..dialogue.attachments import Attachment
+
+        result = recorder.record(stop)
         if isinstance(result, (bytes, bytearray)):
-            return self.attach_bytes(bytes(result), "voice.wav")
-        if hasattr(result, "kind") and hasattr(result, "filename"):  # already an Attachment
-            return result
-        return self.attach(result)
+            return self.attach_bytes(bytes(result), recorder.filename)
+        if not isinstance(result, Attachment):
+            raise TypeError(f"the {recorder.label!r} recorder ({recorder.name}) returned {type(result).__name__}, "
+                            "not an Attachment or bytes: report it to the plugin's author")
+        return result
 
     # --- sessions ----------------------------------------------------------------------
 
@@ -336,9 +353,7 @@ class ChatBackend:
 
     def export_markdown(self, session_id: str, folder: str | Path) -> Path:
         """Write the session as Markdown into `folder`; returns the file written."""
-        import os
-        import tempfile
-
+        from ..atomic_folder import write_file_atomic
         from ..errors import UsageError
         from ..sessions import export_markdown
 
@@ -347,10 +362,7 @@ class ChatBackend:
         target = folder / f"session-{session_id}.md"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, target)
+            write_file_atomic(target, text.encode("utf-8"))
         except OSError as exc:
             raise UsageError(f"cannot write {target}: {exc.strerror or exc}", hint="check that the folder is writable") from None
         return target
@@ -424,6 +436,12 @@ class EngineBackend(ChatBackend):
         if self._dialogue is not None:
             self._switch(session_id)
         return transcript
+
+    @property
+    def registry(self) -> Any:
+        if self._dialogue is None and self._parts is not None:  # prepared, the Dialogue not built yet
+            return self._parts["registry"]
+        return super().registry
 
     def attach(self, path: str | Path) -> Any:
         att = super().attach(path)

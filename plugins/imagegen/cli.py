@@ -1,4 +1,6 @@
-"""`assistant imagine "prompt"`: make one image straight from the command line, no chat model.
+"""Generate an image from a prompt (the imagegen plugin).
+
+`assistant imagine "prompt"` makes one image straight from the command line, no chat model:
 
     assistant imagine "a lighthouse at dusk, oil painting" --seed 7 --out lighthouse.png
 
@@ -6,7 +8,8 @@ The plugin is loaded through the registry like everywhere else, so `[plugins.ima
 config.toml (or `--set 'plugins.imagegen={model = "..."}'`, or `--image-model`) applies. Progress
 goes to stderr; the saved file's path is the only line on stdout, so `open "$(assistant imagine
 ...)"` works. `run()` lets AssistantErrors propagate; the main CLI turns them into messages and
-exit codes (bad sizes, steps and an unconfigured plugin are usage errors, exit 2).
+exit codes (bad sizes, steps and an unconfigured plugin are usage errors, exit 2). It is
+registered through the `assistant.commands` entry-point group, like a third-party command.
 
 Also runnable on its own: `python -m assistant_plugins.imagegen.cli "prompt" [options]`.
 """
@@ -16,13 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from assistant.errors import PluginError, UsageError
+from assistant.plugin_api import write_file_atomic
 
 
 def add_parser(subparsers: Any, common_parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -51,8 +53,8 @@ def _with_model(settings: Any, model: str) -> Any:
 def _load_plugin(settings: Any) -> Any:
     import importlib.metadata
 
+    from assistant.plugin_api.plugin_commands import load_configured_plugins
     from assistant.plugin_api.registry import ENTRY_POINT_GROUP
-    from assistant.runtime import load_registry
 
     from . import ImageGen
 
@@ -60,7 +62,7 @@ def _load_plugin(settings: Any) -> Any:
         raise UsageError("the imagegen plugin is disabled", hint="remove it from [plugins] disabled")
     # Not registered as an entry point: a source checkout whose package was not reinstalled.
     installed = any(ep.name == "imagegen" for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-    registry = load_registry(settings, extra=[] if installed else [ImageGen])
+    registry = load_configured_plugins(settings, extra=[] if installed else [ImageGen])
     if "imagegen" not in registry.plugins:
         failed = [f.error for f in registry.failures if f.name == "imagegen"]
         raise PluginError(f"the imagegen plugin failed to load: {failed[0] if failed else 'not found'}")
@@ -83,16 +85,7 @@ def _target(out: str | None, seed: int | None) -> Path:
 
 def _write(path: Path, data: bytes) -> None:
     """Write-then-rename: an interrupted run never leaves half a PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_file_atomic(path, data, make_parents=True, mode=0o644)
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
@@ -136,10 +129,10 @@ def run(args: argparse.Namespace, settings: Any) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m assistant_plugins.imagegen.cli PROMPT ...`: the same as `assistant imagine ...`, so settings and errors
-    are handled in one place (assistant/cli.py)."""
-    from assistant.cli import main as assistant_main
+    are handled in one place."""
+    from assistant.plugin_api.plugin_commands import run_as_assistant
 
-    return assistant_main(["imagine", *(sys.argv[1:] if argv is None else argv)])
+    return run_as_assistant(["imagine", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

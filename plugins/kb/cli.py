@@ -1,4 +1,7 @@
-"""`assistant kb ingest|list|search|remove|drop`: manage knowledge-base collections."""
+"""Knowledge bases: ingest documents, search them.
+
+`assistant kb ingest|list|search|remove|drop`, registered through the `assistant.commands`
+entry-point group (the first line above is its line in `assistant --help`)."""
 
 from __future__ import annotations
 

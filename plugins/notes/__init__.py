@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.plugin_api import Plugin, Risk, tool
+from assistant.plugin_api import Plugin, Risk, tool, write_file_atomic
 
 
 class NotesSettings(BaseModel):
@@ -47,13 +45,7 @@ class Notes(Plugin):
         if len(text) > self.settings.max_chars:
             raise ValueError(f"note too long ({len(text)} characters, at most {self.settings.max_chars})")
         path = self.folder / f"{_slug(title)}.md"
-        # Write-then-rename: a crash never leaves half a note.
-        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"# {title}\n\n{text}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_file_atomic(path, f"# {title}\n\n{text}\n".encode())  # a crash never leaves half a note
         return f"saved note {title!r} ({path.name})"
 
     @tool

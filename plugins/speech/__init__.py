@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from assistant.errors import AssistantError, AttachmentError, PluginError
 from assistant.plugin_api import AttachmentOutput, Plugin, ToolContext, tool
+from assistant.plugin_api import Recorder
 
 # Only light imports here: the plugin must load (and `assistant plugins list` show it) without
 # the speech extra; numpy, PyAV and faster-whisper are imported when audio first arrives.
@@ -145,6 +146,21 @@ class Speech(Plugin):
             self.model, self.choice, self.device, self.compute_type = model, choice, device, compute
             self.load_warnings = warnings
             return model
+
+    # --- push-to-talk --------------------------------------------------------------------------
+
+    def capabilities(self) -> tuple[Recorder, ...]:
+        """The microphone, for front ends' push-to-talk; the recording comes back as audio this
+        plugin then transcribes. sounddevice is imported only when it is used (microphone.py)."""
+        return (
+            Recorder(
+                name="microphone",
+                label="Voice input",
+                description="Record a question from the microphone",
+                check=_microphone_problem,
+                record=_record_until,
+            ),
+        )
 
     # --- transcribing -------------------------------------------------------------------------
 
@@ -270,6 +286,19 @@ def format_duration(seconds: float) -> str:
     if whole < 3600:
         return f"{whole // 60} min {whole % 60:02d} s"
     return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def _microphone_problem() -> str | None:
+    from .microphone import microphone_available
+
+    ok, reason = microphone_available()
+    return None if ok else reason
+
+
+def _record_until(stop: threading.Event):
+    from .microphone import record
+
+    return record(until=stop)
 
 
 def _check_language(code: str) -> None:

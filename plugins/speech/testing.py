@@ -5,6 +5,9 @@ is a Debian package (`apt-get install -y espeak-ng`); the encoders come with the
 
     wav = speak("The quick brown fox.", tmp / "fox.wav")
     ogg = encode(wav, tmp / "fox.ogg")          # the format follows the extension
+
+`scenario_speech` gives scenario files their `speech` attachments (the `assistant.testing` entry
+point of the same name, in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from assistant.plugin_api import ScenarioAttachment
 
 # Sentences whose words tiny.en and base get mostly right when espeak-ng says them.
 SENTENCES = [
@@ -197,3 +202,30 @@ def recall(reference: str, hypothesis: str) -> float:
     """Share of the reference's words found anywhere in the hypothesis."""
     ref, hyp = words(reference), set(words(hypothesis))
     return sum(w in hyp for w in ref) / max(1, len(ref))
+
+
+# --- for scenario files: the `assistant.testing` entry point `speech` --------------------------
+
+
+def _write_speech(path: Path, text: str) -> None:
+    """`{"name": "memo.ogg", "speech": "The box was crushed"}`: the words said by espeak-ng, in
+    the format the name's extension asks for."""
+    if path.suffix.lower() == ".wav":
+        speak(text, path)
+    else:
+        encode(speak(text, path.with_suffix(".src.wav")), path)
+
+
+def _missing_for_speech() -> list[str]:
+    missing = []
+    if not espeak_available():
+        missing.append("espeak-ng (apt-get install -y espeak-ng) to make the test speech")
+    try:
+        import av  # noqa: F401
+        import faster_whisper  # noqa: F401
+    except ImportError:
+        missing.append("the speech extra (pip install 'assistant[speech]')")
+    return missing
+
+
+scenario_speech = ScenarioAttachment(write=_write_speech, missing=_missing_for_speech)

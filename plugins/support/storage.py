@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from assistant.atomic_folder import fsync_dir
+from assistant.plugin_api import fsync_dir, write_file_atomic
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -116,7 +116,7 @@ def create_database_once(path: Path, build: Callable[[sqlite3.Connection], None]
 
 def write_file_atomically(path: Path, data: bytes) -> None:
     """`path` holds either its old content or all of `data`, never a part."""
-    _replace_atomically(Path(path), lambda out: out.write(data))
+    write_file_atomic(Path(path), data, make_parents=True)
 
 
 def copy_file_atomically(src: Path, dst: Path) -> None:
@@ -124,23 +124,7 @@ def copy_file_atomically(src: Path, dst: Path) -> None:
         with open(src, "rb") as inp:
             shutil.copyfileobj(inp, out)
 
-    _replace_atomically(Path(dst), copy)
-
-
-def _replace_atomically(path: Path, fill) -> None:
-    """Write a temporary file beside `path` with `fill(fh)`, fsync it, rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fill(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    write_file_atomic(Path(dst), copy, make_parents=True)
 
 
 def resolve_path(setting: str, default: Path) -> Path:

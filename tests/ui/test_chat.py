@@ -3,16 +3,16 @@ attachments, tool panels, approval, progress, errors, voice input, start-up time
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-import types
+from typing import Any, Callable
 
 from textual import events
 
 from assistant.errors import EngineStartFailed
 from assistant.events import Progress
 from assistant.plugin_api import AttachmentOutput, Plugin
+from assistant.plugin_api.contract import Recorder
 from assistant.ui.app import create_app
 from assistant.ui.backend import ChatBackend
 from assistant.ui.screens import ApprovalScreen
@@ -419,11 +419,20 @@ async def test_an_unexpected_error_is_a_notification_not_a_crash(tmp_path):
 # --- voice ---------------------------------------------------------------------------------
 
 
+class Mic(Plugin):
+    """Stands in for the speech plugin's microphone: a push-to-talk Recorder capability."""
+
+    name = "mic"
+    problem: str | None = None  # what `check` reports
+    recorded: Callable[[threading.Event], Any] | None = None
+
+    def capabilities(self):
+        return (Recorder(name="microphone", label="Voice input", check=lambda: Mic.problem, record=lambda stop: Mic.recorded(stop)),)
+
+
 async def test_voice_key_without_a_microphone_says_why(tmp_path, monkeypatch):
-    fake = types.ModuleType("assistant_plugins.speech.microphone")
-    fake.microphone_available = lambda: (False, "no input device found (is a microphone connected?)")
-    monkeypatch.setitem(sys.modules, "assistant_plugins.speech.microphone", fake)
-    app = make_app(tmp_path)
+    monkeypatch.setattr(Mic, "problem", "no input device found (is a microphone connected?)")
+    app = make_app(tmp_path, plugins=(Shop, Mic))
     seen = capture_notifications(app)
     async with app.run_test() as pilot:
         await pilot.press("ctrl+r")
@@ -431,14 +440,13 @@ async def test_voice_key_without_a_microphone_says_why(tmp_path, monkeypatch):
         assert seen[-1] == ("warning", "Voice input", "no input device found (is a microphone connected?)")
 
 
-async def test_voice_key_without_the_speech_plugin_says_how_to_get_it(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "assistant_plugins.speech.microphone", None)  # import fails
-    app = make_app(tmp_path)
+async def test_voice_command_without_a_recording_plugin_says_how_to_get_it(tmp_path):
+    app = make_app(tmp_path)  # no plugin declares a Recorder: ctrl+r is not bound, /voice explains
     seen = capture_notifications(app)
     async with app.run_test() as pilot:
-        await pilot.press("ctrl+r")
+        await send(pilot, "/voice")
         await wait_until(pilot, lambda: seen)
-        assert seen[-1][0] == "warning" and "assistant[speech]" in seen[-1][2]
+        assert seen[-1][0] == "warning" and "assistant[speech]" in seen[-1][2] and "[plugins] disabled" in seen[-1][2]
 
 
 async def test_push_to_talk_records_until_pressed_again_and_attaches_the_audio(tmp_path, monkeypatch):
@@ -446,18 +454,15 @@ async def test_push_to_talk_records_until_pressed_again_and_attaches_the_audio(t
     wav.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40))
     calls = []
 
-    def record(seconds=None, *, until=None):  # the speech plugin's signature
+    def record(stop):
         calls.append("recording")
-        assert until.wait(5), "the second key press should stop the recording"
+        assert stop.wait(5), "the second key press should stop the recording"
         from assistant.dialogue.attachments import sniff
 
         return sniff(wav)
 
-    fake = types.ModuleType("assistant_plugins.speech.microphone")
-    fake.microphone_available = lambda: (True, "")
-    fake.record = record
-    monkeypatch.setitem(sys.modules, "assistant_plugins.speech.microphone", fake)
-    app = make_app(tmp_path, "You asked about pears.", backend=ChatBackend(make_dialogue(tmp_path, "You asked about pears.", plugins=(Shop, Ears))))
+    monkeypatch.setattr(Mic, "recorded", staticmethod(record))
+    app = make_app(tmp_path, "You asked about pears.", backend=ChatBackend(make_dialogue(tmp_path, "You asked about pears.", plugins=(Shop, Ears, Mic))))
     async with app.run_test() as pilot:
         await pilot.press("ctrl+r")
         await wait_until(pilot, lambda: calls and app.chat._recording is not None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from assistant.events import ApprovalDecided, TextDelta, ToolCallFinished, ToolCallStarted, TurnFinished, TurnStarted, Usage
+from assistant.plugin_api.contract import Recorder
 from assistant.ui.app import create_app
 from assistant.ui.backend import ChatBackend
 
@@ -32,6 +33,9 @@ class CannedBackend(ChatBackend):
     def __init__(self, ask: bool = False) -> None:
         super().__init__(None, model_label="tiny-model")
         self.ask = ask
+
+    def recorder(self):  # as with the speech plugin loaded: the footer offers push-to-talk
+        return Recorder(name="microphone", label="Voice input", record=lambda stop: b"")
 
     async def turn(self, text, attachments=()):
         yield TurnStarted(None)

@@ -135,14 +135,18 @@ def test_a_lazy_command_has_its_real_parser_for_help_and_errors(capsys):
 def test_every_registered_command_module_exists_and_has_add_parser_and_run():
     import importlib
 
-    from assistant.cli import _COMMAND_MODULES, _available_dotted, build_parser
+    from assistant.cli import _COMMAND_MODULES, _available_dotted, _index, build_parser, discover_commands
 
-    for name, cmd in _COMMAND_MODULES.items():
-        assert _available_dotted(cmd.module), name
-        module = importlib.import_module(cmd.module)
-        assert callable(module.add_parser) and callable(module.run) and cmd.help
-        real, stub = (_subparser(build_parser(c), name) for c in (name, None))
+    plugins = _index(discover_commands())
+    assert {"kb", "imagine", "support"} <= set(plugins.commands) and not plugins.clashes  # from pyproject.toml
+    modules = {name: cmd.module for name, cmd in (_COMMAND_MODULES | plugins.commands).items()}
+    for name, dotted in modules.items():
+        assert _available_dotted(dotted), name
+        module = importlib.import_module(dotted)
+        assert callable(module.add_parser) and callable(module.run)
+        real, stub = (_subparser(build_parser(c, plugins), name) for c in (name, None))
         assert real.add_help and not stub.add_help  # the stub takes --help on to the real parser
+    assert all(cmd.help for cmd in _COMMAND_MODULES.values())
     assert not _available_dotted("assistant_plugins.no_such_plugin.cli") and not _available_dotted("no_such_pkg.cli")
 
 

@@ -257,3 +257,63 @@ def test_export_gives_back_the_words_the_user_typed_before_the_files_text(tmp_pa
     with again.open_store() as store:
         assert store.history(again.session_id)[0]["content"].endswith("\n\n" + scenario["turns"][0]["user"])
         assert export_scenario(store, again.session_id)["turns"][0]["user"] == scenario["turns"][0]["user"]
+
+
+# --- attachment kinds from plugins' testing helpers (`assistant.testing` entry points) --------
+
+
+def _helper_entry_points(monkeypatch, **objects):
+    """Installs `objects` as the `assistant.testing` entry points, as a package's metadata would."""
+    import importlib.metadata
+    import sys
+    import types
+
+    module = types.ModuleType("fake_plugin_testing")
+    vars(module).update(objects)
+    monkeypatch.setitem(sys.modules, "fake_plugin_testing", module)
+    eps = importlib.metadata.EntryPoints(
+        importlib.metadata.EntryPoint(name, f"fake_plugin_testing:{name}", "assistant.testing") for name in objects
+    )
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group=None: eps.select(group=group) if group == "assistant.testing" else real(group=group))
+
+
+def _one_attachment_scenario(spec: dict) -> dict:
+    return {"format": "assistant-scenario", "version": 1, "plugins": ["utilities"],
+            "turns": [{"user": "what is in this?", "attachments": [spec], "replies": ["a note"]}]}
+
+
+def test_a_plugin_adds_a_scenario_attachment_kind_through_its_testing_entry_point(monkeypatch, tmp_path):
+    from assistant.plugin_api.contract import ScenarioAttachment
+
+    written = []
+
+    def write(path, value):
+        written.append(value)
+        path.write_text(f"NOTE: {value}", encoding="utf-8")
+
+    _helper_entry_points(monkeypatch, note=ScenarioAttachment(write, missing=lambda: ["a pen (apt-get install pen)"]))
+    scenario = _one_attachment_scenario({"name": "n.txt", "note": "buy pears"})
+    assert missing_requirements(load_scenario(scenario)) == ["a pen (apt-get install pen)"]
+    run = run_scenario(scenario, workdir=tmp_path).assert_ok()
+    assert written == ["buy pears"]
+    assert "NOTE: buy pears" in json.dumps(run.open_store().messages(run.session_id))  # the file reached the turn
+
+
+def test_an_attachment_kind_no_helper_offers_says_where_kinds_come_from(monkeypatch, tmp_path):
+    _helper_entry_points(monkeypatch)
+    with pytest.raises(ScenarioError, match=r"memo.wav: give one of path, base64, text, image .*'assistant.testing' entry points.*pip install -e \."):
+        run_scenario(_one_attachment_scenario({"name": "memo.wav", "speech": "hello"}), workdir=tmp_path)
+
+
+def test_a_testing_entry_point_must_be_a_scenario_attachment(monkeypatch, tmp_path):
+    _helper_entry_points(monkeypatch, note=lambda path, value: None)
+    with pytest.raises(TypeError, match="note = fake_plugin_testing:note .* must be a ScenarioAttachment"):
+        missing_requirements(load_scenario(_one_attachment_scenario({"name": "n.txt", "note": "x"})))
+
+
+def test_the_speech_plugin_offers_speech_attachments_through_the_entry_point():
+    from assistant.testing.helpers import scenario_attachments
+
+    assert "speech" in scenario_attachments(), "reinstall the package (pip install -e .) to register its entry points"

@@ -47,7 +47,7 @@ HELP = (
     "Enter sends · Esc cancels the answer · /attach PATH (or paste a file's path) adds a file · "
     "F2 saved sessions · ctrl+p every command · /help"
 )
-SLASH_HELP = "/attach PATH · /read auto|inline|read-all|retrieve · /new · /clear · /copy · /export · /rename · /delete · /sessions · /voice"
+SLASH_HELP = "/attach PATH · /read auto|inline|read-all|retrieve · /new · /clear · /copy · /export · /rename · /delete · /sessions"
 _READ_MODES = {
     "auto": "whole text when it fits, else every part read, else the closest passages",
     "inline": "the whole text goes into the prompt",
@@ -257,7 +257,8 @@ class ChatScreen(SessionActions, Screen):
                 await result
             return True
         if name in ("/help", "/?"):
-            self.notify(f"{HELP}\n\nCommands: {SLASH_HELP}", title="Help", timeout=15, markup=False)
+            commands = SLASH_HELP + (" · /voice" if self.offers_voice else "")
+            self.notify(f"{HELP}\n\nCommands: {commands}", title="Help", timeout=15, markup=False)
             return True
         self.notify(f"unknown command {name}; /help lists them", severity="error", markup=False)
         return False
@@ -382,6 +383,17 @@ class ChatScreen(SessionActions, Screen):
         self.prompt.cursor_position = len(self.prompt.value)
         self.prompt.focus()
 
+    @property
+    def offers_voice(self) -> bool:
+        """A loaded plugin declares a push-to-talk Recorder (the speech plugin does)."""
+        return self._recording is not None or self.backend.recorder() is not None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Without a recorder the key is not bound at all (and not in the footer); /voice says why.
+        if action == "voice":
+            return self.offers_voice
+        return True
+
     def action_voice(self) -> None:
         """Push-to-talk: the first press starts recording, the second stops it."""
         if self._recording is not None:
@@ -392,9 +404,9 @@ class ChatScreen(SessionActions, Screen):
     @work(thread=True, exclusive=True, group="voice", exit_on_error=False)
     def _record_voice(self) -> None:
         app = self.app
-        ok, reason = self.backend.microphone()
-        if not ok:
-            app.call_from_thread(app.notify, reason or "no microphone", title="Voice input", severity="warning", markup=False)
+        reason = self.backend.why_no_recording()  # may probe the device: in this thread
+        if reason:
+            app.call_from_thread(app.notify, reason, title="Voice input", severity="warning", markup=False)
             return
         stop = self._recording = threading.Event()
         app.call_from_thread(app.notify, "Recording… press ctrl+r again to stop.", title="Voice input")
