@@ -9,7 +9,7 @@ and `shop_commands` has `add_parser(subparsers, common)` and `run(args, settings
 contract of the core's own command modules. The built-in `kb`, `imagine` and `support` commands
 are declared this way too (see docs/writing-a-plugin.md, "Adding a subcommand").
 
-Finding the declarations is assistant/cli.py's job (`discover_commands`): it runs on every
+Finding the declarations is assistant/command_discovery.py's job (`discover_commands`): it runs on every
 `assistant --help`, so it reads them without importing plugins, importlib.metadata or this
 package. This module is what runs once a plugin command is chosen: importing it with errors that
 name the distribution and checking its contract; and two helpers a command module may use:
@@ -24,7 +24,8 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from ..cli import GROUP, PluginCommand, clash_sources, discover_commands
+from ..cli import clash_sources
+from ..command_discovery import GROUP, PluginCommand, discover_commands
 from ..errors import UsageError
 
 # What a plugin's command module may use; the rest is the CLI's side.

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.cli import _dist_name, _index, discover_commands, help_line, main
+from assistant.cli import _index, main
+from assistant.command_discovery import _dist_name, discover_commands, help_line
 
 from ..conftest import ROOT
 
