@@ -103,6 +103,15 @@ class EngineSettings:
         choices=("auto", "bfloat16", "float16", "float32"),
     )
     startup_timeout: float = _f(900.0, "Seconds to wait for the engine to become healthy.", minimum=1)
+    # vLLM's own scale-out, passed through and checked before start-up (assistant/model/parallel.py).
+    tensor_parallel_size: int = _f(1, "GPUs one copy of the model is split across, layer by layer (vLLM --tensor-parallel-size).", minimum=1)
+    pipeline_parallel_size: int = _f(1, "Pipeline stages the model's layers are split into (vLLM --pipeline-parallel-size).", minimum=1)
+    data_parallel_size: int = _f(1, "Copies of the model serving requests side by side (vLLM --data-parallel-size).", minimum=1)
+    distributed_executor_backend: str = _f(
+        "auto", "How vLLM runs its workers: 'mp' (processes on this machine), 'ray' (a Ray cluster, e.g. GPUs on "
+        "several nodes), or 'auto' (one process when nothing is split, else vLLM's choice).",
+        choices=("auto", "mp", "ray"),
+    )
     extra_args: tuple[str, ...] = _f([], "Extra command-line arguments passed to vLLM's server.")
     python: str = _f("", "Python interpreter that has vLLM installed. Empty: the current one.")
 

