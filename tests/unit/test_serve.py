@@ -558,3 +558,17 @@ async def test_the_openai_client_reads_answers_streams_extension_events_and_erro
         await oa.chat.completions.create(
             model="assistant", messages=[user("x")], tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]
         )
+
+
+def test_the_listening_socket_sends_small_writes_at_once():
+    """TCP_NODELAY, inherited by accepted connections: without it each streamed chunk (and each
+    MCP reply written in two pieces) waited for the client's delayed ACK, ~40 ms on loopback."""
+    import socket
+
+    from assistant.serve.cli import listen
+
+    sock = listen("127.0.0.1", 0)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        sock.close()
