@@ -11,7 +11,7 @@ conversation), the customer's files (photos, voice messages, with transcripts) a
 In the folder it is `<queue_dir>/<reference>.json`, written atomically after its files were
 copied to `<reference>.files/`: a consumer that sees the JSON sees a complete packet. In SQLite
 it is a row of `handoffs` with a `state` (queued, claimed, resolved) the team's tooling updates
-(see `HandoffQueue`, and queue_cli.py for a terminal). The session is marked
+(see `HandoffQueue`, and `assistant support queue` for a terminal). The session is marked
 `handed_off=<reference>` (`assistant sessions list` shows it) and the tool returns the message
 to give the customer.
 """
