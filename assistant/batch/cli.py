@@ -32,6 +32,10 @@ record's "meta".
 """
 
 EPILOG = """\
+OpenAI Batch files: request lines ({"custom_id", "method": "POST", "url": "/v1/chat/completions",
+  "body": {"messages": [...], "temperature", "max_tokens", "seed"}}) are read as items (system messages
+  -> system, the one user message -> question, image_url parts -> attachments), and the output is
+  written as OpenAI Batch output lines ({"id", "custom_id", "response": {"status_code", "body"}, "error"}).
 record fields: id, question, answer, tool_calls (name, arguments, result, error, decision),
   citations, usage, latency_s, ttft_s, attempts, error (null or {type, message, hint}), model,
   endpoint, steps, finish_reason, attachments, files, session_id; with an expected answer also expected and
@@ -65,7 +69,11 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.ArgumentPa
     )  # fmt: skip
     p.add_argument("input", metavar="INPUT", help="items to answer: .jsonl or .csv (other names: sniffed)")
     p.add_argument("-o", "--out", required=True, metavar="OUTPUT", help="JSONL results file; appended to, and resumed from")
-    p.add_argument("--format", choices=("jsonl", "csv", "tsv"), help="INPUT's format, when its name does not say")
+    p.add_argument("--format", choices=("jsonl", "csv", "tsv"), help="INPUT's format, when its name does not say "
+                   "(OpenAI Batch request lines are JSONL and recognised by their custom_id and body)")
+    p.add_argument("--out-format", choices=("records", "openai"),
+                   help="OUTPUT's lines: the batch records, or OpenAI Batch output lines (custom_id, response, error; the "
+                   "record in an 'assistant' field). Default: openai when INPUT is OpenAI Batch requests, else records")  # fmt: skip
     p.add_argument(
         "-c", "--concurrency", type=_positive(int), metavar="N",
         help=f"items in flight at once (default: batch.concurrency, {B.concurrency}: keeps vLLM's continuous "
@@ -217,7 +225,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # Everything that can be wrong with the input fails here, before any engine starts.
     items = read_items(args.input, fmt=args.format, default_match=bs.score)
     progress = BatchProgress(BatchStats(len(items), len(items), 0), quiet=args.quiet)
-    results = ResultsFile(args.out).open(lambda msg: print(msg, file=sys.stderr))
+    openai_out = args.out_format == "openai" or (args.out_format is None and all(i.openai for i in items))
+    results = ResultsFile(args.out, openai=openai_out).open(lambda msg: print(msg, file=sys.stderr))
     store = None
     try:
         registry = load_registry(settings)

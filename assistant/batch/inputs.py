@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import UsageError
+from .openai_format import is_request, parse_request
 
 MODES = ("exact", "normalized", "contains", "regex", "judge")
 FIELDS = ("id", "question", "attachments", "system", "expected", "match")
@@ -38,6 +39,8 @@ class BatchItem:
     expected: tuple[str, ...] = ()  # alternatives; any one counts as correct; empty: not scored
     match: str | None = None  # scoring mode for this item; None: the batch's --score
     meta: dict[str, Any] = field(default_factory=dict)  # other fields, copied to the record
+    model_settings: dict[str, Any] = field(default_factory=dict)  # per-item [model] overrides (OpenAI Batch bodies)
+    openai: bool = False  # read from an OpenAI Batch request line (its output is written in that format too)
 
 
 def detect_format(path: Path, text: str) -> str:
@@ -81,7 +84,7 @@ def read_items(path: str | Path, *, fmt: str | None = None, default_match: str =
             problems.append(f"line {line}: {row}")
             continue
         try:
-            item = _item(row, line, path.parent, default_match=default_match)
+            item = _openai_item(row, line) if is_request(row) else _item(row, line, path.parent, default_match=default_match)
         except _RowError as exc:
             problems.append(f"line {line}: {exc}")
             continue
@@ -97,7 +100,7 @@ def read_items(path: str | Path, *, fmt: str | None = None, default_match: str =
             f"{path}: {len(problems)} problem{'s' if len(problems) > 1 else ''} (nothing was sent):\n"
             + "\n".join(f"  {p}" for p in shown) + more,
             hint="each item needs a unique 'id' and a 'question'; optional: " + ", ".join(FIELDS[2:])
-            + f"; match is one of {', '.join(MODES)}",
+            + f"; match is one of {', '.join(MODES)}; or an OpenAI Batch line (custom_id, method, url, body)",
         )
     if not items:
         raise BatchInputError(f"{path} has no items", hint="one JSON object per line, or a CSV with a header row")
@@ -151,6 +154,14 @@ def _csv_rows(text: str, delimiter: str) -> Iterator[tuple[int, dict | str]]:
 
 class _RowError(Exception):
     pass
+
+
+def _openai_item(row: dict, line: int) -> BatchItem:
+    try:
+        fields = parse_request(row)
+    except ValueError as exc:
+        raise _RowError(f"OpenAI Batch request: {exc}") from None
+    return BatchItem(line=line, openai=True, **fields)
 
 
 def _item(row: dict, line: int, base: Path, *, default_match: str) -> BatchItem:

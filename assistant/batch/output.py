@@ -27,12 +27,14 @@ from pathlib import Path
 from typing import Callable
 
 from ..atomic_folder import fsync_dir as _fsync_dir
+from .openai_format import record_of, response_line
 from .inputs import BatchInputError
 
 
 class ResultsFile:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, openai: bool = False) -> None:
         self.path = Path(path).expanduser()
+        self.openai = openai  # write OpenAI Batch output lines (the record inside; see openai_format.py)
         self.records: dict[str, dict] = {}  # id -> its last record
         self.lines = 0
         self._fd: int | None = None
@@ -88,6 +90,8 @@ class ResultsFile:
                 record = json.loads(raw)
             except ValueError:
                 record = None
+            if isinstance(record, dict) and "custom_id" in record:  # an OpenAI Batch output line
+                record = record_of(record)
             if not isinstance(record, dict) or not isinstance(record.get("id"), str):
                 raise BatchInputError(
                     f"{self.path} line {n} is not a batch record (not a JSON object with an 'id')",
@@ -106,7 +110,7 @@ class ResultsFile:
     def write(self, record: dict) -> None:
         """Append one record as a single write, so a cancelled run never leaves half a line."""
         assert self._fd is not None, "open() first"
-        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode()
+        line = (json.dumps(response_line(record) if self.openai else record, ensure_ascii=False, default=str) + "\n").encode()
         written = os.write(self._fd, line)
         if written != len(line):  # a short write only happens when the disk is full
             raise OSError(f"short write to {self.path} ({written} of {len(line)} bytes): is the disk full?")

@@ -30,7 +30,7 @@ from ..events import (
     TurnFailed,
     TurnFinished,
 )
-from ..settings import BatchSettings, Settings
+from ..settings import BatchSettings, Settings, with_overrides
 from .inputs import BatchItem
 from .output import ResultsFile
 from .pool import Pool, Slot
@@ -174,6 +174,7 @@ class BatchRunner:
         self.progress = progress or BatchProgress(self.stats, quiet=True)
         self.progress.stats = self.stats
         self._load_attachment = load_attachment or self._default_loader
+        self._per_item: dict[tuple, Settings] = {}
 
     def _default_loader(self, source: str) -> Any:
         # The same loading as `ask --attach` (typed by content; URLs downloaded; images decoded
@@ -270,8 +271,13 @@ class BatchRunner:
         from ..dialogue.turn import Dialogue
 
         got = _Collected()
+        try:
+            settings = self._settings_for(item)
+        except AssistantError as exc:  # e.g. an OpenAI Batch body with temperature -1: this item's error
+            got.error = exc
+            return got
         dialogue = Dialogue(
-            meter, settings=self.settings, registry=self.registry, prompts=self.prompts, approver=None,
+            meter, settings=settings, registry=self.registry, prompts=self.prompts, approver=None,
             store=self.store, model_name=slot.target.model_name, model_accepts_images=slot.target.vision,
             native_tools=slot.target.native_tools, tool_selection=slot.target.tool_selection,
         )  # fmt: skip
@@ -286,6 +292,16 @@ class BatchRunner:
         if got.error is None and got.finished is None:
             got.error = AssistantError("the turn ended without an answer")
         return got
+
+    def _settings_for(self, item: BatchItem) -> Settings:
+        """The batch's settings, with the item's own sampling (an OpenAI Batch body) on top;
+        checked once per distinct set (a bad value is that item's error)."""
+        if not item.model_settings:
+            return self.settings
+        key = tuple(sorted(item.model_settings.items()))
+        if key not in self._per_item:
+            self._per_item[key] = with_overrides(self.settings, {"model": item.model_settings}, source=f"item {item.id}")
+        return self._per_item[key]
 
     def _count(self, meter: _Metered) -> None:
         self.stats.requests += meter.requests

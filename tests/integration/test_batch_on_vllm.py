@@ -85,3 +85,32 @@ def test_batch_on_the_tiny_vlm_with_image_broken_attachment_scores_and_resume(ti
     last = batch("--no-retry-failed")
     assert last.returncode == 3 and "nothing to do" in last.stderr
     assert len(out.read_text().splitlines()) == 21
+
+
+def test_an_openai_batch_file_written_by_hand_runs_and_comes_back_in_that_format(tiny_engine, cache_dir, tmp_path):
+    """The request lines as the OpenAI Batch API documents them, through the real server; the
+    output lines as that API writes them; a second run resumes from them and redoes nothing."""
+    requests = tmp_path / "batch_requests.jsonl"
+    requests.write_text(
+        '{"custom_id": "request-1", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-3.5-turbo-0125", '
+        '"messages": [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hello world!"}], '
+        '"max_tokens": 16}}\n'
+        '{"custom_id": "request-2", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-3.5-turbo-0125", '
+        '"messages": [{"role": "user", "content": "Say something."}], "max_tokens": 8, "temperature": 0}}\n'
+    )
+    env = cli_env(tmp_path, cache_dir, ASSISTANT_PLUGINS__DISABLED="speech imagegen notes utilities documents kb")
+    out = tmp_path / "results.jsonl"
+    cmd = BATCH + [str(requests), "--out", str(out), "--base-url", tiny_engine.base_url, "--quiet"]
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(line["custom_id"] for line in lines) == ["request-1", "request-2"]
+    for line in lines:
+        assert line["error"] is None and line["response"]["status_code"] == 200
+        body = line["response"]["body"]
+        assert body["object"] == "chat.completion" and isinstance(body["choices"][0]["message"]["content"], str)
+    by_id = {line["custom_id"]: line for line in lines}
+    assert by_id["request-2"]["response"]["body"]["usage"]["completion_tokens"] <= 8  # the body's max_tokens applied
+    again = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert len(out.read_text().splitlines()) == 2  # resumed: nothing redone
