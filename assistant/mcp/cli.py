@@ -157,7 +157,7 @@ def _list(settings: Settings, as_json: bool) -> int:
 
 async def _test(settings: Settings, args: argparse.Namespace) -> int:
     from .config import configured_servers
-    from .connection import McpConnection, McpServerError
+    from .connection import McpConnection
     from .tools import to_output, tool_name, tool_risk
 
     servers, errors = configured_servers(settings.mcp)
@@ -187,7 +187,7 @@ async def _test(settings: Settings, args: argparse.Namespace) -> int:
                     try:
                         out = to_output(await conn.call(args.call, json.loads(args.args)), args.call)
                         row["call"] = {"result": out.text, "files": [f.filename for f in out.files]}
-                    except (McpServerError, Exception) as exc:  # noqa: BLE001 - reported, like in a chat
+                    except Exception as exc:  # noqa: BLE001 - McpServerError or the tool's own: reported, like in a chat
                         failed += 1
                         row["ok"], row["call"] = False, {"error": f"{type(exc).__name__}: {exc}"}
             report.append(row)

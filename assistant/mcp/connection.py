@@ -38,8 +38,7 @@ class McpConnection:
         self._task: asyncio.Task | None = None
         self._ready: asyncio.Future | None = None
         self._close = asyncio.Event()
-        self._errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
-        self._lost: BaseException | None = None
+        self._errlog = tempfile.TemporaryFile()  # the server's stderr (only its fileno is used)
         self._gone = False  # the server closed the connection (exited, crashed, or the HTTP session ended)
 
     # --- life cycle -------------------------------------------------------------------------
@@ -90,7 +89,6 @@ class McpConnection:
                 self._ready.set_result(tools)
                 await self._close.wait()
         except BaseException as exc:  # noqa: BLE001 - reported through start() or the next call
-            self._lost = exc
             if self._ready is not None and not self._ready.done():
                 if isinstance(exc, Exception):
                     self._ready.set_exception(exc)
@@ -162,10 +160,10 @@ class McpConnection:
     # --- reporting --------------------------------------------------------------------------
 
     def stderr_tail(self, lines: int = 15) -> str:
-        try:
-            self._errlog.flush()
-            self._errlog.seek(0)
-            text = self._errlog.read()[-8000:]
+        try:  # only the end: a chatty server's log may be large
+            fd = self._errlog.fileno()
+            size = os.fstat(fd).st_size
+            text = os.pread(fd, 8000, max(0, size - 8000)).decode("utf-8", "replace")
         except (OSError, ValueError):
             return ""
         return "\n".join(text.strip().splitlines()[-lines:])

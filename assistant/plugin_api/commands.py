@@ -125,11 +125,13 @@ def _check_mcp_schemas(registry: Any, plugin: Any) -> list[str]:
     vLLM's grammar refuse the whole request)."""
     import jsonschema
 
+    from .tools import json_schema_validator
+
     issues = []
     for spec in registry.tools.values():
         if spec.plugin is plugin:
             try:
-                jsonschema.validators.validator_for(spec.schema, default=jsonschema.Draft202012Validator).check_schema(spec.schema)
+                json_schema_validator(spec.schema)
             except jsonschema.SchemaError as exc:
                 issues.append(f"tool {spec.name}: its input schema is not valid JSON Schema: {exc.message}")
     return issues

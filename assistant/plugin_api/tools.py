@@ -49,7 +49,7 @@ class ToolSpec:
         if not isinstance(data, dict):
             raise ArgumentError(f"arguments must be a JSON object, got {type(data).__name__}: {str(data)[:200]}")
         if self.args_model is None:  # a schema from elsewhere (an MCP server): checked as JSON Schema
-            return _validate_json_schema(self.schema, data)
+            return self._check_against_schema(data)
         from pydantic import ValidationError
 
         try:
@@ -58,6 +58,24 @@ class ToolSpec:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors())
             raise ArgumentError(problems) from None
         return {k: getattr(model, k) for k in type(model).model_fields}
+
+    @functools.cached_property
+    def _schema_validator(self) -> Any:
+        """Built once per tool, not per call; None when the schema itself is broken (the server judges)."""
+        import jsonschema
+
+        try:
+            return json_schema_validator(self.schema)
+        except jsonschema.SchemaError:
+            return None
+
+    def _check_against_schema(self, data: dict) -> dict:
+        if self._schema_validator is None:
+            return data
+        problems = sorted(self._schema_validator.iter_errors(data), key=lambda e: list(e.path))
+        if problems:
+            raise ArgumentError("; ".join(f"{'.'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in problems[:5]))
+        return data
 
     async def call(self, kwargs: dict, ctx: ToolContext) -> tuple[str, ToolOutput | None]:
         """Run the tool; returns (text for the model, the ToolOutput when files came back)."""
@@ -75,17 +93,14 @@ class ToolSpec:
         return json.dumps(result, ensure_ascii=False, default=str), None
 
 
-def _validate_json_schema(schema: dict, data: dict) -> dict:
+def json_schema_validator(schema: dict) -> Any:
+    """A validator for `schema` (the draft its `$schema` names, else 2020-12); raises
+    jsonschema.SchemaError when the schema itself is invalid."""
     import jsonschema  # comes with the mcp SDK, the only source of such schemas
 
-    try:
-        validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)(schema)
-        problems = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
-    except jsonschema.SchemaError:  # the server's schema itself is broken: let the server judge
-        return data
-    if problems:
-        raise ArgumentError("; ".join(f"{'.'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in problems[:5]))
-    return data
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    cls.check_schema(schema)
+    return cls(schema)
 
 
 def build_tool_specs(plugin: Plugin) -> list[ToolSpec]:
