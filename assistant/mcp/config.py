@@ -214,6 +214,5 @@ def write_servers(path: Path, add: Mapping[str, Mapping[str, Any]] = {}, remove:
             entry[key] = value
         servers[name] = entry
         changed.append(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_file_atomic(path, tomlkit.dumps(doc).encode())
+    write_file_atomic(path, tomlkit.dumps(doc).encode(), make_parents=True)
     return changed
